@@ -1,0 +1,31 @@
+# make serve: set up and run the embedded default instance (./var/).
+# make test:  set up and run every test, ruff and mypy.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: serve test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/intake serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check intake tests bench
+	$(BIN)/ruff format --check intake tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -n auto -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/sftp_upload.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,314 @@
+"""Files on disk: the jail, staged uploads, no-replace renames. The one seam to the filesystem.
+
+Layout under the instance's ``data/``::
+
+    data/members/<member>/...     a member's area
+    data/outbox/<technician>/...  what a technician deposits for the vendor
+    data/.staging/                uploads in progress; inside no client's view
+
+Rules:
+- Jail: a location maps to ``area root + rel``; it is accepted only when its
+  ``realpath`` equals its lexical path (no symlink anywhere on the way) and lies within
+  the area root (``commonpath``). Files are opened with ``O_NOFOLLOW``. Anything else is
+  ``Denied`` with the reason for the audit log.
+- Only regular files and folders are shown or served; anything else on disk is invisible.
+- Uploads are written to a fresh file in ``.staging`` (``O_EXCL``), hashed as they come,
+  fsynced, made read-only (0440) and renamed into place with ``RENAME_NOREPLACE`` when
+  the client closes: a received file appears whole or not at all, and never replaces one.
+  A target name is reserved while its upload is open, so two uploads cannot race for it.
+- An upload that is not committed is discarded: its partial data is unlinked at once.
+- Every rename into place is followed by an fsync of the destination folder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import stat
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from intake.core.authz import Area, Location
+from intake.core.errors import Conflict, Denied, NotFound
+from intake.core.paths import check_new_name, is_within
+
+STAGING = ".staging"
+RECEIVED_MODE = 0o440
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def rename_noreplace(source: str, target: str) -> None:
+    """Rename, failing with ``FileExistsError`` if ``target`` exists (atomically)."""
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, source.encode(), _AT_FDCWD, target.encode(), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(err, os.strerror(err), target)
+    # Filesystems without renameat2 flags: link() refuses an existing name atomically.
+    os.link(source, target, follow_symlinks=False)
+    os.unlink(source)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class EntryStat:
+    name: str
+    is_dir: bool
+    size: int
+    mtime: float
+    mode: int  # full st_mode
+
+
+def _entry(name: str, st: os.stat_result) -> EntryStat:
+    return EntryStat(name, stat.S_ISDIR(st.st_mode), st.st_size, st.st_mtime, st.st_mode)
+
+
+class StagedUpload:
+    """One upload in ``.staging``: write, then ``commit`` (into place) or ``discard``."""
+
+    def __init__(self, storage: Storage, staging_path: str, target: str) -> None:
+        self._storage = storage
+        self.staging_path = staging_path
+        self.target = target
+        self._fd = os.open(
+            staging_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        self._hash = hashlib.sha256()
+        self._hashed_to = 0  # bytes hashed in order; -1 once writes came out of order
+        self.size = 0
+        self.done = False
+
+    def write(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        written = 0
+        while written < len(view):
+            written += os.pwrite(self._fd, view[written:], offset + written)
+        if self._hashed_to == offset:
+            self._hash.update(data)
+            self._hashed_to += len(data)
+        else:  # out of order (a resume, a parallel client): hash the file at commit
+            self._hashed_to = -1
+        self.size = max(self.size, offset + len(data))
+
+    def _sha256(self) -> str:
+        if self._hashed_to == self.size:
+            return self._hash.hexdigest()
+        return sha256_file(self.staging_path)
+
+    def commit(self) -> tuple[int, str]:
+        """Make the file received: returns (size, sha256). ``Conflict`` if the name got taken."""
+        try:
+            os.fsync(self._fd)
+            os.fchmod(self._fd, RECEIVED_MODE)
+            os.close(self._fd)
+            self._fd = -1
+            digest = self._sha256()
+            size = os.stat(self.staging_path).st_size
+            try:
+                rename_noreplace(self.staging_path, self.target)
+            except FileExistsError:
+                raise Conflict("target exists") from None
+            fsync_dir(os.path.dirname(self.target))
+            return size, digest
+        finally:
+            self._finish()
+
+    def discard(self) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            os.unlink(self.staging_path)
+        except FileNotFoundError:
+            pass
+        self._storage.release(self.target)
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Stream a file through SHA-256 (never whole into memory)."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        while block := os.read(fd, chunk):
+            digest.update(block)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+class Storage:
+    def __init__(self, data_dir: Path, log_dir: Path) -> None:
+        self.data_dir = os.path.realpath(data_dir)
+        self.members_root = os.path.join(self.data_dir, "members")
+        self.outbox_root = os.path.join(self.data_dir, "outbox")
+        self.staging_root = os.path.join(self.data_dir, STAGING)
+        self.audit_root = os.path.realpath(log_dir)
+        for folder in (self.members_root, self.outbox_root, self.staging_root):
+            os.makedirs(folder, mode=0o750, exist_ok=True)
+        self._reserved: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- areas ---------------------------------------------------------------------
+
+    def ensure_area(self, area: Area, owner: str) -> None:
+        os.makedirs(self.area_root(area, owner), mode=0o750, exist_ok=True)
+
+    def area_root(self, area: Area, owner: str) -> str:
+        if area is Area.MEMBER:
+            return os.path.join(self.members_root, owner)
+        if area is Area.OUTBOX:
+            return os.path.join(self.outbox_root, owner)
+        if area is Area.AUDIT:
+            return self.audit_root
+        raise Denied("no folder behind the virtual root")
+
+    def member_areas(self) -> list[str]:
+        return sorted(
+            e.name for e in os.scandir(self.members_root) if e.is_dir(follow_symlinks=False)
+        )
+
+    def real_path(self, location: Location) -> str:
+        """The checked path on disk of ``location``: ``Denied`` if it would leave its area."""
+        root = self.area_root(location.area, location.owner)
+        if location.owner and ("/" in location.owner or location.owner in (".", "..")):
+            raise Denied("bad area name")
+        lexical = os.path.join(root, *location.rel) if location.rel else root
+        resolved = os.path.realpath(lexical)
+        if resolved != os.path.normpath(lexical):
+            raise Denied("symlink in path")
+        if not is_within(root, resolved):
+            raise Denied("path leaves the area")
+        return resolved
+
+    # -- reading -------------------------------------------------------------------
+
+    def stat(self, location: Location) -> EntryStat:
+        path = self.real_path(location)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("no such file") from None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise NotFound("no such file")
+        return _entry(location.rel[-1] if location.rel else "/", st)
+
+    def list_dir(self, location: Location) -> list[EntryStat]:
+        path = self.real_path(location)
+        try:
+            scanned = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("no such folder") from None
+        entries = []
+        for item in scanned:
+            if location.area is not Area.AUDIT and item.name == STAGING:
+                continue
+            try:
+                st = item.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                entries.append(_entry(item.name, st))
+        return sorted(entries, key=lambda e: e.name)
+
+    def open_read(self, location: Location) -> int:
+        """A read-only descriptor of a regular file."""
+        path = self.real_path(location)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("no such file") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise Denied("symlink in path") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotFound("not a regular file")
+        return fd
+
+    # -- writing -------------------------------------------------------------------
+
+    def _new_target(self, location: Location) -> str:
+        """The path where a new entry may be created: parent exists, name free and valid."""
+        check_new_name(location.rel[-1])
+        parent = Location(location.area, location.owner, location.rel[:-1])
+        parent_path = self.real_path(parent)
+        if not os.path.isdir(parent_path):
+            raise NotFound("no such folder")
+        target = os.path.join(parent_path, location.rel[-1])
+        if os.path.lexists(target):
+            raise Conflict("target exists")
+        return target
+
+    def begin_upload(self, location: Location) -> StagedUpload:
+        target = self._new_target(location)
+        with self._lock:
+            if target in self._reserved:
+                raise Conflict("an upload to this name is in progress")
+            self._reserved.add(target)
+        try:
+            staging = os.path.join(self.staging_root, f"{uuid.uuid4().hex}.part")
+            return StagedUpload(self, staging, target)
+        except BaseException:
+            self.release(target)
+            raise
+
+    def release(self, target: str) -> None:
+        with self._lock:
+            self._reserved.discard(target)
+
+    def mkdir(self, location: Location) -> None:
+        target = self._new_target(location)
+        try:
+            os.mkdir(target, 0o750)
+        except FileExistsError:
+            raise Conflict("target exists") from None
+        fsync_dir(os.path.dirname(target))
+
+    def rename(self, source: Location, target: Location) -> None:
+        src = self.real_path(source)
+        if not source.rel or not os.path.lexists(src):
+            raise NotFound("no such file")
+        if not stat.S_ISREG(os.lstat(src).st_mode):
+            raise Denied("only files can be renamed")
+        dst = self._new_target(target)
+        with self._lock:
+            if dst in self._reserved:
+                raise Conflict("an upload to this name is in progress")
+        try:
+            rename_noreplace(src, dst)
+        except FileExistsError:
+            raise Conflict("target exists") from None
+        fsync_dir(os.path.dirname(dst))
+        if os.path.dirname(src) != os.path.dirname(dst):
+            fsync_dir(os.path.dirname(src))
+
+    def clear_staging(self) -> list[str]:
+        """Remove leftovers of uploads cut by a crash (called when the server starts)."""
+        removed = []
+        for item in os.scandir(self.staging_root):
+            if item.is_file(follow_symlinks=False):
+                os.unlink(item.path)
+                removed.append(item.name)
+        return removed

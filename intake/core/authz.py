@@ -1,0 +1,130 @@
+"""What each role sees as ``/`` and what it may do there: the one place that decides.
+
+Both front-ends (SFTP, FTPS) reach files only through ``intake.services.files``, which asks
+this module first; no front-end holds a rule of its own.
+
+Views:
+- member:      ``/`` is its own area.
+- technician:  ``/`` lists every member area (read-only) and ``/outbox/`` (its own deposit
+               folder, write-once like a member area).
+- auditor:     ``/`` holds ``/audit/``, the audit log files, read-only.
+
+Rules (deny unless allowed):
+- Read-like operations (list, stat, read) are allowed anywhere inside the view.
+- Write-like operations (upload a new file, make a folder, rename to a new name) are
+  allowed only inside a writable area (a member's own area, a technician's outbox), never
+  at ``/`` of a technician or auditor view, and a rename never leaves its area.
+- Delete, rmdir, attribute changes, symlinks and readlink are never allowed: a received
+  backup is write-once, and links are how jails are escaped.
+- "Does the target already exist" is checked by storage, atomically (no overwrite).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from intake.core.errors import Denied
+from intake.core.model import Account, Role
+from intake.core.paths import VPath
+
+OUTBOX = "outbox"
+AUDIT = "audit"
+RESERVED_MEMBER_NAMES = frozenset({OUTBOX})
+"""A member may not be called ``outbox``: it would hide the outbox in a technician's view."""
+
+
+class Area(str, enum.Enum):
+    ROOT = "root"  # the virtual ``/`` of a technician or auditor
+    MEMBER = "member"
+    OUTBOX = "outbox"
+    AUDIT = "audit"
+
+
+class Op(str, enum.Enum):
+    LIST = "list"
+    STAT = "stat"
+    READ = "read"
+    UPLOAD = "upload"
+    MKDIR = "mkdir"
+    RENAME = "rename"
+    DELETE = "delete"
+    RMDIR = "rmdir"
+    SETATTR = "setattr"
+    SYMLINK = "symlink"
+    READLINK = "readlink"
+
+
+READ_OPS = frozenset({Op.LIST, Op.STAT, Op.READ})
+WRITE_OPS = frozenset({Op.UPLOAD, Op.MKDIR, Op.RENAME})
+NEVER_REASONS = {
+    Op.DELETE: "delete refused: received files are write-once",
+    Op.RMDIR: "rmdir refused: received files are write-once",
+    Op.SETATTR: "attribute change refused (chmod/chown/utime)",
+    Op.SYMLINK: "symlink refused",
+    Op.READLINK: "readlink refused",
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a client path points: an area, whose area it is, and the path inside it."""
+
+    area: Area
+    owner: str
+    rel: VPath
+
+    @property
+    def writable_area(self) -> bool:
+        return self.area in (Area.MEMBER, Area.OUTBOX)
+
+
+def locate(account: Account, vpath: VPath) -> Location:
+    """Map a normalised client path of ``account`` to a location; ``Denied`` if outside."""
+    if account.role is Role.MEMBER:
+        return Location(Area.MEMBER, account.name, vpath)
+    if not vpath:
+        return Location(Area.ROOT, "", ())
+    head, rest = vpath[0], vpath[1:]
+    if account.role is Role.TECHNICIAN:
+        if head == OUTBOX:
+            return Location(Area.OUTBOX, account.name, rest)
+        return Location(Area.MEMBER, head, rest)
+    if head == AUDIT:
+        return Location(Area.AUDIT, "", rest)
+    raise Denied("outside the auditor's view", path="/" + "/".join(vpath))
+
+
+def root_entries(account: Account, member_names: list[str]) -> list[str]:
+    """What ``/`` lists for a technician or auditor."""
+    if account.role is Role.TECHNICIAN:
+        return sorted([*member_names, OUTBOX])
+    if account.role is Role.AUDITOR:
+        return [AUDIT]
+    return []
+
+
+def check(account: Account, op: Op, location: Location) -> None:
+    """Raise ``Denied`` (with the reason for the audit log) unless ``op`` is allowed."""
+    if op in NEVER_REASONS:
+        raise Denied(NEVER_REASONS[op], operation=op.value)
+    if op in READ_OPS:
+        return
+    if op not in WRITE_OPS:  # pragma: no cover - every Op is in one of the sets
+        raise Denied(f"unknown operation {op.value}", operation=op.value)
+    if not location.writable_area or not location.rel:
+        raise Denied(f"{op.value} refused: this folder is read-only", operation=op.value)
+    if location.area is Area.MEMBER and not (
+        account.role is Role.MEMBER and location.owner == account.name
+    ):
+        raise Denied(f"{op.value} refused: another account's area", operation=op.value)
+    if location.area is Area.OUTBOX and account.role is not Role.TECHNICIAN:
+        raise Denied(f"{op.value} refused: only technicians use the outbox", operation=op.value)
+
+
+def check_rename(account: Account, source: Location, target: Location) -> None:
+    """A rename stays inside one writable area of the account, both ends checked."""
+    check(account, Op.RENAME, source)
+    check(account, Op.RENAME, target)
+    if (source.area, source.owner) != (target.area, target.owner):
+        raise Denied("rename refused: it would leave the area", operation=Op.RENAME.value)

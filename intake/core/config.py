@@ -1,0 +1,251 @@
+"""``intake.toml``, parsed once into frozen dataclasses.
+
+Rules:
+- Every key has a default here; the file only says what differs. The template that
+  ``intake init`` writes is ``TEMPLATE`` below, so the two never drift.
+- An unknown section or key, a value of the wrong type or out of range is a
+  ``ConfigError`` naming the file and the key (``intake.toml: sftp.listen: ...``).
+- Relative paths in the file are relative to the instance folder (the file's folder).
+- Nothing here opens a socket or reads anything but the one file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from intake.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Listen:
+    """A listening address; ``enabled`` is False for ``listen = ""``."""
+
+    host: str = ""
+    port: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+    def __str__(self) -> str:
+        if not self.enabled:
+            return "off"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServerSection:
+    hostname: str = "localhost"  # the name in the TLS certificate
+
+
+@dataclass(frozen=True)
+class SftpSection:
+    listen: Listen = Listen("127.0.0.1", 2222)
+    login_timeout: int = 30  # seconds from accept to authenticated
+    max_prelogin_bytes: int = 256 * 1024
+    idle_timeout: int = 900  # seconds without a request after login
+
+
+@dataclass(frozen=True)
+class FtpsSection:
+    listen: Listen = Listen("127.0.0.1", 2121)
+    passive_ports: tuple[int, int] = (60000, 60099)
+    masquerade_address: str = ""
+    require_session_reuse: bool = True
+    login_timeout: int = 30
+    idle_timeout: int = 900
+
+
+@dataclass(frozen=True)
+class LimitsSection:
+    max_connections: int = 200
+    max_connections_per_ip: int = 20
+    max_login_failures: int = 10  # per IP within ban_window, then banned
+    ban_window: int = 600  # seconds
+    ban_time: int = 900  # seconds
+    max_concurrent_hashes: int = 2  # password hashes computed at once
+
+
+@dataclass(frozen=True)
+class VendorSection:
+    host: str = ""
+    port: int = 22
+    user: str = ""
+    key: str = ""
+    known_hosts: str = ""
+    remote_dir: str = "/"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole instance's configuration, with its folder layout."""
+
+    root: Path
+    file: Path
+    server: ServerSection = field(default_factory=ServerSection)
+    sftp: SftpSection = field(default_factory=SftpSection)
+    ftps: FtpsSection = field(default_factory=FtpsSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    vendor: VendorSection = field(default_factory=VendorSection)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def policies_dir(self) -> Path:
+        return self.root / "policies"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    def resolve(self, value: str) -> Path:
+        """A path from the file, made absolute against the instance folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+
+TEMPLATE = """\
+# intake instance configuration. Relative paths are relative to this file's folder.
+# Every key is optional; the values below are the defaults.
+
+[server]
+hostname = "localhost"            # the host name in the self-signed TLS certificate
+
+[sftp]
+listen = "127.0.0.1:2222"         # "" turns SFTP off; "0.0.0.0:22" to serve the network
+login_timeout = 30                # seconds from connection to successful login
+max_prelogin_bytes = 262144       # bytes a client may send before it has logged in
+idle_timeout = 900                # seconds without a request before a session is closed
+
+[ftps]
+listen = "127.0.0.1:2121"         # explicit FTPS (AUTH TLS); "" turns FTPS off
+passive_ports = "60000-60099"
+masquerade_address = ""           # the public address to announce in PASV behind NAT
+require_session_reuse = true      # data connections must resume the control TLS session
+login_timeout = 30
+idle_timeout = 900
+
+[limits]
+max_connections = 200             # sessions at once, both protocols together
+max_connections_per_ip = 20
+max_login_failures = 10           # failed logins from one address within ban_window ...
+ban_window = 600                  # ... (seconds) get that address banned ...
+ban_time = 900                    # ... for this many seconds
+max_concurrent_hashes = 2         # password checks computed at once (each costs ~32 MiB)
+
+[vendor]                          # the vendor's SFTP server, for forwarding
+host = ""                         # empty: forwarding is off, outbox files wait
+port = 22
+user = ""
+key = ""                          # private key file
+known_hosts = ""                  # OpenSSH known_hosts file pinning the vendor's host key
+remote_dir = "/"
+"""
+
+
+def parse_listen(text: str, file: str, key: str) -> Listen:
+    """``"host:port"``, ``"[v6]:port"`` or ``""`` (off); port 0 asks for a free port."""
+    text = text.strip()
+    if not text:
+        return Listen()
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(file, key, f"expected \"host:port\" or \"\", got {text!r}")
+    return Listen(host, int(port_text))
+
+
+def parse_port_range(text: str, file: str, key: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not (sep and low.strip().isdigit() and high.strip().isdigit()):
+        raise ConfigError(file, key, f"expected \"LOW-HIGH\", got {text!r}")
+    lo, hi = int(low), int(high)
+    if not 1024 <= lo <= hi <= 65535:
+        raise ConfigError(file, key, "expected 1024 <= LOW <= HIGH <= 65535")
+    return lo, hi
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerSection,
+    "sftp": SftpSection,
+    "ftps": FtpsSection,
+    "limits": LimitsSection,
+    "vendor": VendorSection,
+}
+
+
+def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
+    if isinstance(default, Listen):
+        if not isinstance(value, str):
+            raise ConfigError(file, key, "expected a string")
+        return parse_listen(value, file, key)
+    if name == "passive_ports":
+        if not isinstance(value, str):
+            raise ConfigError(file, key, "expected a string like \"60000-60099\"")
+        return parse_port_range(value, file, key)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(file, key, "expected true or false")
+        return value
+    if isinstance(default, int):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(file, key, "expected a whole number")
+        if value < 0 or (value == 0 and name != "port"):
+            raise ConfigError(file, key, "expected a positive number")
+        if name == "port" and value > 65535:
+            raise ConfigError(file, key, "expected a port number (1-65535)")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(file, key, "expected a string")
+    return value
+
+
+def parse(text: str, file: Path) -> Config:
+    """Parse the text of ``file`` (already read) into a ``Config``."""
+    name = str(file)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(name, None, f"not valid TOML ({exc})") from None
+    sections: dict[str, Any] = {}
+    for section_name, body in raw.items():
+        if section_name not in _SECTIONS:
+            raise ConfigError(name, section_name, "unknown section")
+        if not isinstance(body, dict):
+            raise ConfigError(name, section_name, "expected a [section]")
+        cls = _SECTIONS[section_name]
+        defaults = cls()
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in body.items():
+            dotted = f"{section_name}.{key}"
+            if key not in known:
+                raise ConfigError(name, dotted, "unknown key")
+            values[key] = _convert(key, getattr(defaults, key), value, name, dotted)
+        sections[section_name] = cls(**values)
+    return Config(root=file.resolve().parent, file=file.resolve(), **sections)
+
+
+def load(file: Path) -> Config:
+    """Read and parse one config file; an unreadable file is a ``ConfigError``."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), None, f"cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(file), None, "not UTF-8 text") from None
+    return parse(text, file)

@@ -1,0 +1,67 @@
+"""The error tree of intake, and the exit code of each user-facing error.
+
+    IntakeError                 exit 1: what was checked or done failed
+     ├── UsageError             exit 2: bad command-line usage or bad input
+     │    ├── ConfigError       exit 2: the config file is wrong (names file and key)
+     │    └── InvalidName       exit 2: an account or file name breaks the naming rules
+     ├── NotFound               exit 1: no such account, file or entry
+     ├── Conflict               exit 1: the thing already exists (account, file)
+     ├── Denied                 exit 1: the role or a rule forbids the operation
+     └── StartupError           exit 1: serve cannot start (port taken, key unreadable)
+
+Rules:
+- ``str(error)`` is one line a person can act on; it never carries a secret.
+- ``Denied.reason`` is the detail for the audit log; front-ends send clients only a
+  generic "permission denied", never the reason.
+"""
+
+from __future__ import annotations
+
+
+class IntakeError(Exception):
+    """Base of every error intake raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(IntakeError):
+    """The user asked for something malformed."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration or policy file is invalid."""
+
+    def __init__(self, file: str, key: str | None, problem: str) -> None:
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {problem}")
+        self.file = file
+        self.key = key
+        self.problem = problem
+
+
+class InvalidName(UsageError):
+    """A name (account, path component) breaks the naming rules."""
+
+
+class NotFound(IntakeError):
+    """The account, file or entry does not exist."""
+
+
+class Conflict(IntakeError):
+    """The account or file already exists."""
+
+
+class Denied(IntakeError):
+    """The operation is forbidden for this account; ``reason`` goes to the audit log."""
+
+    def __init__(self, reason: str, operation: str = "", path: str = "") -> None:
+        super().__init__("permission denied")
+        self.reason = reason
+        self.operation = operation
+        self.path = path
+
+
+class StartupError(IntakeError):
+    """``serve`` cannot start: a port is taken, a key cannot be read."""

@@ -1,0 +1,68 @@
+"""The nouns of intake: roles, accounts, and the life of an arrival.
+
+The arrival state machine is written down here once; the catalog refuses any other move.
+
+    receiving ──> received ──> forwarded ──> destroyed
+        │            │  │                      ^
+        │            │  └──────────────────────┘
+        │            ├──> vanished   (gone from disk with no destruction record)
+        │            └──> altered    (content no longer matches its SHA-256)
+        └──> interrupted             (the connection dropped before the close)
+
+``altered`` may still be destroyed (the certificate then says so).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Role(str, enum.Enum):
+    MEMBER = "member"
+    TECHNICIAN = "technician"
+    AUDITOR = "auditor"
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account as the rest of the system sees it: never with its secrets."""
+
+    name: str
+    role: Role
+    enabled: bool
+
+
+class ArrivalState(str, enum.Enum):
+    RECEIVING = "receiving"
+    RECEIVED = "received"
+    FORWARDED = "forwarded"
+    DESTROYED = "destroyed"
+    INTERRUPTED = "interrupted"
+    VANISHED = "vanished"
+    ALTERED = "altered"
+
+
+ALLOWED_TRANSITIONS: dict[ArrivalState, frozenset[ArrivalState]] = {
+    ArrivalState.RECEIVING: frozenset({ArrivalState.RECEIVED, ArrivalState.INTERRUPTED}),
+    ArrivalState.RECEIVED: frozenset(
+        {
+            ArrivalState.FORWARDED,
+            ArrivalState.DESTROYED,
+            ArrivalState.VANISHED,
+            ArrivalState.ALTERED,
+        }
+    ),
+    ArrivalState.FORWARDED: frozenset(
+        {ArrivalState.DESTROYED, ArrivalState.VANISHED, ArrivalState.ALTERED}
+    ),
+    ArrivalState.ALTERED: frozenset({ArrivalState.DESTROYED, ArrivalState.VANISHED}),
+    ArrivalState.DESTROYED: frozenset(),
+    ArrivalState.INTERRUPTED: frozenset(),
+    ArrivalState.VANISHED: frozenset(),
+}
+
+
+def can_move(current: ArrivalState, target: ArrivalState) -> bool:
+    """True when an arrival in ``current`` may move to ``target``."""
+    return target in ALLOWED_TRANSITIONS[current]

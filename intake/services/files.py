@@ -1,0 +1,259 @@
+"""The one authorization + storage layer both front-ends use: a logged-in session's files.
+
+A front-end turns each protocol request into one call here and each exception into a
+protocol reply; it holds no rule of its own. Every call: normalise the client path,
+locate it in the account's view, ask ``intake.core.authz``, act through storage, audit.
+
+Rules:
+- A refusal is audited as ``denied`` (operation, path, reason) and raised as ``Denied``;
+  the client sees only "permission denied".
+- ``upload.complete`` (size, sha256) is written when the client closes the file and the
+  file is in place; an upload still open when the session ends is ``upload.interrupted``
+  and its partial data is discarded.
+- ``download`` is written when the client closes the file, with the bytes it read.
+- Every arrival is announced to the ``on_received`` listeners (the cataloguer's seam).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from intake.adapters.audit import AuditLog
+from intake.adapters.storage import EntryStat, StagedUpload, Storage
+from intake.core import authz
+from intake.core.authz import Area, Location, Op
+from intake.core.errors import Conflict, Denied, InvalidName
+from intake.core.model import Account
+from intake.core.paths import normalize, to_text
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A file that was just received: what the cataloguer needs, no rereading."""
+
+    account: str
+    area: Area
+    path: str  # in the uploader's view, starting with "/"
+    disk_path: str
+    size: int
+    sha256: str
+    protocol: str
+
+
+ArrivalListener = Callable[[Arrival], None]
+
+
+class Download:
+    """An open file being read by a client."""
+
+    def __init__(self, session: FileSession, path: str, fd: int) -> None:
+        self._session = session
+        self.path = path
+        self._fd = fd
+        self.size = os.fstat(fd).st_size
+        self.bytes_read = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, offset)
+        self.bytes_read += len(data)
+        return data
+
+    def stat(self) -> EntryStat:
+        st = os.fstat(self._fd)
+        return EntryStat(self.path.rsplit("/", 1)[-1], False, st.st_size, st.st_mtime, st.st_mode)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        os.close(self._fd)
+        self._fd = -1
+        self._session._audit("download", path=self.path, size=self.size, bytes=self.bytes_read)
+
+
+class Upload:
+    """An open upload: bytes go to staging until ``close`` puts the file in place."""
+
+    def __init__(self, session: FileSession, location: Location, path: str, staged: StagedUpload):
+        self._session = session
+        self.location = location
+        self.path = path
+        self._staged = staged
+
+    @property
+    def size(self) -> int:
+        return self._staged.size
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._staged.write(offset, data)
+
+    def close(self) -> None:
+        """The client closed the file: it is received, or ``Denied`` if its name was taken."""
+        if self._staged.done:
+            return
+        self._session._uploads.discard(self)
+        try:
+            size, digest = self._staged.commit()
+        except Conflict:
+            self._session._audit(
+                "upload.interrupted", path=self.path, size=self._staged.size,
+                reason="name taken by another upload before the close",
+            )
+            raise Denied("overwrite refused", "upload", self.path) from None
+        self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
+        self._session._announce(
+            Arrival(
+                self._session.account.name, self.location.area, self.path,
+                self._staged.target, size, digest, self._session.protocol,
+            )
+        )
+
+    def abort(self, reason: str) -> None:
+        """The upload will never be closed by the client: discard it, audit why."""
+        if self._staged.done:
+            return
+        self._session._uploads.discard(self)
+        size = self._staged.size
+        self._staged.discard()
+        self._session._audit("upload.interrupted", path=self.path, size=size, reason=reason)
+
+
+class FileSession:
+    """What one logged-in account may do with files, over any protocol."""
+
+    def __init__(
+        self,
+        account: Account,
+        ip: str,
+        protocol: str,
+        storage: Storage,
+        audit: AuditLog,
+        listeners: list[ArrivalListener],
+    ) -> None:
+        self.account = account
+        self.ip = ip
+        self.protocol = protocol
+        self._storage = storage
+        self._audit_log = audit
+        self._listeners = listeners
+        self._uploads: set[Upload] = set()
+        if account.role.value == "member":
+            storage.ensure_area(Area.MEMBER, account.name)
+        elif account.role.value == "technician":
+            storage.ensure_area(Area.OUTBOX, account.name)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _audit(self, event: str, **fields: object) -> None:
+        self._audit_log.record(
+            event, account=self.account.name, ip=self.ip, protocol=self.protocol, **fields
+        )
+
+    def _announce(self, arrival: Arrival) -> None:
+        for listener in self._listeners:
+            listener(arrival)
+
+    def _deny(self, op: Op | str, path: str, reason: str) -> Denied:
+        operation = op.value if isinstance(op, Op) else op
+        self._audit("denied", operation=operation, path=path, reason=reason)
+        return Denied(reason, operation, path)
+
+    def _locate(self, client_path: str, op: Op) -> tuple[Location, str]:
+        """Normalise, locate and authorise; audits and raises ``Denied`` on refusal."""
+        try:
+            vpath = normalize(client_path)
+        except InvalidName as exc:
+            raise self._deny(op, client_path, str(exc)) from None
+        text = to_text(vpath)
+        try:
+            location = authz.locate(self.account, vpath)
+            authz.check(self.account, op, location)
+        except Denied as exc:
+            raise self._deny(op, text, exc.reason) from None
+        return location, text
+
+    def _guarded(self, op: Op, text: str, action: Callable[[], object]) -> object:
+        """Run a storage action; its ``Denied``/``InvalidName`` are audited as ``denied``."""
+        try:
+            return action()
+        except Denied as exc:
+            raise self._deny(op, text, exc.reason) from None
+        except InvalidName as exc:
+            raise self._deny(op, text, str(exc)) from None
+
+    def _virtual_dir(self, name: str) -> EntryStat:
+        return EntryStat(name, True, 0, 0.0, stat.S_IFDIR | 0o555)
+
+    # -- reading -------------------------------------------------------------------
+
+    def list_dir(self, client_path: str) -> list[EntryStat]:
+        location, text = self._locate(client_path, Op.LIST)
+        if location.area is Area.ROOT:
+            names = authz.root_entries(self.account, self._storage.member_areas())
+            entries = [self._virtual_dir(n) for n in names]
+        else:
+            entries = self._guarded(Op.LIST, text, lambda: self._storage.list_dir(location))  # type: ignore[assignment]
+        self._audit("list", path=text)
+        return entries
+
+    def stat(self, client_path: str) -> EntryStat:
+        location, text = self._locate(client_path, Op.STAT)
+        if location.area is Area.ROOT:
+            return self._virtual_dir("/")
+        return self._guarded(Op.STAT, text, lambda: self._storage.stat(location))  # type: ignore[return-value]
+
+    def open_download(self, client_path: str) -> Download:
+        location, text = self._locate(client_path, Op.READ)
+        if location.area is Area.ROOT:
+            raise self._deny(Op.READ, text, "not a file")
+        fd: int = self._guarded(Op.READ, text, lambda: self._storage.open_read(location))  # type: ignore[assignment]
+        return Download(self, text, fd)
+
+    # -- writing -------------------------------------------------------------------
+
+    def open_upload(self, client_path: str) -> Upload:
+        location, text = self._locate(client_path, Op.UPLOAD)
+        try:
+            staged = self._guarded(Op.UPLOAD, text, lambda: self._storage.begin_upload(location))
+        except Conflict as exc:
+            raise self._deny(Op.UPLOAD, text, f"overwrite refused: {exc}") from None
+        upload = Upload(self, location, text, staged)  # type: ignore[arg-type]
+        self._uploads.add(upload)
+        return upload
+
+    def mkdir(self, client_path: str) -> None:
+        location, text = self._locate(client_path, Op.MKDIR)
+        try:
+            self._guarded(Op.MKDIR, text, lambda: self._storage.mkdir(location))
+        except Conflict:
+            raise self._deny(Op.MKDIR, text, "folder or file exists") from None
+
+    def rename(self, client_source: str, client_target: str) -> None:
+        source, source_text = self._locate(client_source, Op.RENAME)
+        target, target_text = self._locate(client_target, Op.RENAME)
+        label = f"{source_text} -> {target_text}"
+        try:
+            authz.check_rename(self.account, source, target)
+        except Denied as exc:
+            raise self._deny(Op.RENAME, label, exc.reason) from None
+        try:
+            self._guarded(Op.RENAME, label, lambda: self._storage.rename(source, target))
+        except Conflict:
+            raise self._deny(Op.RENAME, label, "overwrite refused: target exists") from None
+
+    def refuse(self, op: Op, client_path: str) -> Denied:
+        """Delete, rmdir, attribute changes, links: always refused, always audited."""
+        try:
+            text = to_text(normalize(client_path))
+        except InvalidName:
+            text = client_path
+        return self._deny(op, text, authz.NEVER_REASONS.get(op, f"{op.value} refused"))
+
+    # -- end -----------------------------------------------------------------------
+
+    def end(self, reason: str = "connection closed before the file was closed") -> None:
+        """The session is over: every upload still open is interrupted."""
+        for upload in list(self._uploads):
+            upload.abort(reason)

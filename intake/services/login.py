@@ -1,0 +1,67 @@
+"""Logging in, for every front-end: check credentials, audit the outcome, feed the guard.
+
+Rules:
+- A failed attempt is audited as ``login.failed`` with the address and the real reason
+  (unknown account, disabled, wrong password, no accepted key, timeout); the client
+  learns nothing. Key probes that fail are not failures by themselves (clients offer
+  every key of their agent); a connection that ends without a login is one failure.
+- ``login.ok`` is written by ``succeeded`` once the protocol says the session is
+  authenticated (a public-key probe without signature is not a login).
+- Password checks run under the guard's hashing bound; a banned address is refused
+  before any hash is computed.
+"""
+
+from __future__ import annotations
+
+from intake.adapters.accounts import AccountStore
+from intake.adapters.audit import AuditLog
+from intake.core.model import Account
+from intake.services.guard import Guard
+
+
+class Authenticator:
+    def __init__(self, accounts: AccountStore, guard: Guard, audit: AuditLog) -> None:
+        self._accounts = accounts
+        self._guard = guard
+        self._audit = audit
+
+    def _failed(self, name: str | None, ip: str, protocol: str, method: str, reason: str) -> None:
+        self._audit.record(
+            "login.failed", account=name, ip=ip, protocol=protocol, method=method, reason=reason
+        )
+        self._guard.login_failed(ip, protocol)
+
+    def _why_refused(self, name: str) -> str:
+        known = self._accounts.get(name)
+        if known is None:
+            return "unknown account"
+        if not known.enabled:
+            return "account disabled"
+        return ""
+
+    def password(self, name: str, password: str, ip: str, protocol: str) -> Account | None:
+        if self._guard.banned(ip):
+            self._failed(name, ip, protocol, "password", "address banned")
+            return None
+        with self._guard.hashing():
+            account = self._accounts.authenticate_password(name, password)
+        if account is None:
+            reason = self._why_refused(name) or "wrong password"
+            self._failed(name, ip, protocol, "password", reason)
+        return account
+
+    def failed_session(self, name: str | None, ip: str, protocol: str, reason: str) -> None:
+        """A connection ended without a login (timeout, no key accepted): one failure."""
+        if name is not None:
+            reason = self._why_refused(name) or reason
+        self._failed(name, ip, protocol, "session", reason)
+
+    def succeeded(self, account: Account, ip: str, protocol: str, method: str) -> None:
+        self._audit.record(
+            "login.ok",
+            account=account.name,
+            role=account.role.value,
+            ip=ip,
+            protocol=protocol,
+            method=method,
+        )

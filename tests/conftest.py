@@ -1,0 +1,164 @@
+"""Fixtures: a real instance in a temporary folder, a real server on loopback port 0.
+
+The in-process server (``server``) is the real ``Daemon`` with its real listeners; tests
+that need the process itself (signals, kill -9) start ``intake serve`` with ``ServeProcess``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from intake.adapters import audit as audit_mod
+from intake.adapters.keys import read_public_keys
+from intake.core.clock import SystemClock
+from intake.core.config import load
+from intake.core.model import Role
+from intake.frontends.daemon import Daemon
+from intake.services.instance import Instance, init_instance, open_instance
+
+INTAKE = [sys.executable, "-m", "intake"]
+PASSWORD = "correct horse battery staple"
+
+
+def write_test_config(root: Path, extra: str = "") -> Path:
+    """An instance config on free ports (port 0), FTPS passive ports picked per test."""
+    conf = root / "intake.toml"
+    conf.write_text(
+        '[sftp]\nlisten = "127.0.0.1:0"\nlogin_timeout = 10\n'
+        '[ftps]\nlisten = "127.0.0.1:0"\n'
+        '[limits]\nmax_login_failures = 50\n' + extra
+    )
+    return conf
+
+
+@dataclass
+class TestInstance:
+    root: Path
+    config_file: Path
+    keys: dict[str, Path] = field(default_factory=dict)
+
+    def cli(self, *args: str, stdin: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*INTAKE, "--config", str(self.config_file), *args],
+            input=stdin, capture_output=True, text=True, timeout=60,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"intake {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def open(self) -> Instance:
+        return open_instance(load(self.config_file), SystemClock())
+
+    def add_account(self, name: str, role: str = "member", password: str | None = PASSWORD,
+                    key: bool = False) -> None:
+        """Create an account through the store (fast); CLI tests use ``cli`` instead."""
+        public = []
+        if key:
+            self.keys[name] = make_user_key(self.root / f"{name}_key")
+            public = read_public_keys(self.keys[name].with_suffix(".pub"))
+        inst = self.open()
+        try:
+            inst.accounts.add(name, Role(role), password, public)
+        finally:
+            inst.close()
+
+    def audit(self, event: str | None = None) -> list[dict[str, object]]:
+        records = list(audit_mod.read_records(self.root / "log"))
+        return [r for r in records if event is None or r.get("event") == event]
+
+    def area(self, member: str) -> Path:
+        return self.root / "data" / "members" / member
+
+    def known_hosts(self, host: str, port: int) -> Path:
+        line = (self.root / "keys" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        path = self.root / "known_hosts"
+        path.write_text(f"[{host}]:{port} {' '.join(line)}\n")
+        return path
+
+
+def make_user_key(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> TestInstance:
+    root = tmp_path / "inst"
+    root.mkdir()
+    conf = write_test_config(root)
+    init_instance(root, SystemClock())
+    return TestInstance(root, conf)
+
+
+@dataclass
+class RunningServer:
+    instance: TestInstance
+    daemon: Daemon
+    sftp: tuple[str, int]
+    ftps: tuple[str, int] | None
+
+
+@pytest.fixture
+def server(instance: TestInstance) -> Iterator[RunningServer]:
+    inst = instance.open()
+    daemon = Daemon(inst)
+    addresses = daemon.start()
+    try:
+        yield RunningServer(instance, daemon, addresses["sftp"], addresses.get("ftps"))
+    finally:
+        daemon.stop()
+        inst.close()
+
+
+class ServeProcess:
+    """``intake serve`` as a real process, for signals and kill -9."""
+
+    def __init__(self, instance: TestInstance) -> None:
+        self.instance = instance
+        self.proc = subprocess.Popen(
+            [*INTAKE, "--config", str(instance.config_file), "serve"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.addresses: dict[str, tuple[str, int]] = {}
+        deadline = time.monotonic() + 30
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            match = re.match(r"(\w+): listening on (\S+):(\d+)", line)
+            if match:
+                self.addresses[match[1]] = (match[2], int(match[3]))
+                if "sftp" in self.addresses:
+                    break
+        if "sftp" not in self.addresses:
+            self.proc.kill()
+            raise AssertionError(f"intake serve did not start: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+
+    def signal(self, signum: int) -> int:
+        self.proc.send_signal(signum)
+        return self.proc.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def serve_process(instance: TestInstance) -> Iterator[ServeProcess]:
+    process = ServeProcess(instance)
+    try:
+        yield process
+    finally:
+        process.kill()
