@@ -44,6 +44,7 @@ EVENTS = frozenset(
         "forward.failed",
         "banned",
         "account.changed",
+        "renamed",  # beyond INTERFACE.md's list: a member's rename is traceable too
     }
 )
 SECRET_FIELDS = frozenset({"password", "passphrase", "secret", "private_key", "token"})

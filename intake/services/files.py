@@ -11,11 +11,14 @@ Rules:
   file is in place; an upload still open when the session ends is ``upload.interrupted``
   and its partial data is discarded.
 - ``download`` is written when the client closes the file, with the bytes it read.
-- Every arrival is announced to the ``on_received`` listeners (the cataloguer's seam).
+- Every upload's life is announced to the ``FileEvents`` listeners (the cataloguer's
+  seam): ``started`` at open, then ``received`` or ``interrupted``; and ``renamed``.
+  A listener that fails is logged, never fails the client's operation.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from collections.abc import Callable
@@ -28,6 +31,8 @@ from intake.core.authz import Area, Location, Op
 from intake.core.errors import Conflict, Denied, InvalidName
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
+
+log = logging.getLogger("intake.files")
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,21 @@ class Arrival:
     protocol: str
 
 
-ArrivalListener = Callable[[Arrival], None]
+class FileEvents:
+    """What listeners (the cataloguer) hear; every method is a no-op here, override some."""
+
+    def started(self, account: str, area: Area, path: str, protocol: str) -> None:
+        """An upload to ``path`` was opened (it is not received yet)."""
+
+    def received(self, arrival: Arrival) -> None:
+        """An upload is in place, whole (size and sha256 computed while it arrived)."""
+
+    def interrupted(self, account: str, area: Area, path: str, size: int, reason: str) -> None:
+        """An upload was cut: its partial data is already discarded."""
+
+    def renamed(self, account: str, area: Area, old_path: str, new_path: str,
+                old_disk_path: str, new_disk_path: str) -> None:
+        """A received file was renamed by its owner (same area)."""
 
 
 class Download:
@@ -97,18 +116,21 @@ class Upload:
         try:
             size, digest = self._staged.commit()
         except Conflict:
+            reason = "name taken by another upload before the close"
             self._session._audit(
-                "upload.interrupted", path=self.path, size=self._staged.size,
-                reason="name taken by another upload before the close",
+                "upload.interrupted", path=self.path, size=self._staged.size, reason=reason
+            )
+            self._session._announce(
+                "interrupted", self._session.account.name, self.location.area, self.path,
+                self._staged.size, reason,
             )
             raise Denied("overwrite refused", "upload", self.path) from None
         self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
-        self._session._announce(
-            Arrival(
-                self._session.account.name, self.location.area, self.path,
-                self._staged.target, size, digest, self._session.protocol,
-            )
+        arrival = Arrival(
+            self._session.account.name, self.location.area, self.path,
+            self._staged.target, size, digest, self._session.protocol,
         )
+        self._session._announce("received", arrival)
 
     def abort(self, reason: str) -> None:
         """The upload will never be closed by the client: discard it, audit why."""
@@ -118,6 +140,9 @@ class Upload:
         size = self._staged.size
         self._staged.discard()
         self._session._audit("upload.interrupted", path=self.path, size=size, reason=reason)
+        self._session._announce(
+            "interrupted", self._session.account.name, self.location.area, self.path, size, reason
+        )
 
 
 class FileSession:
@@ -130,7 +155,7 @@ class FileSession:
         protocol: str,
         storage: Storage,
         audit: AuditLog,
-        listeners: list[ArrivalListener],
+        listeners: list[FileEvents],
     ) -> None:
         self.account = account
         self.ip = ip
@@ -151,9 +176,12 @@ class FileSession:
             event, account=self.account.name, ip=self.ip, protocol=self.protocol, **fields
         )
 
-    def _announce(self, arrival: Arrival) -> None:
+    def _announce(self, what: str, *args: object) -> None:
         for listener in self._listeners:
-            listener(arrival)
+            try:
+                getattr(listener, what)(*args)
+            except Exception:
+                log.exception("file-event listener %r failed on %s", listener, what)
 
     def _deny(self, op: Op | str, path: str, reason: str) -> Denied:
         operation = op.value if isinstance(op, Op) else op
@@ -221,6 +249,7 @@ class FileSession:
             raise self._deny(Op.UPLOAD, text, f"overwrite refused: {exc}") from None
         upload = Upload(self, location, text, staged)  # type: ignore[arg-type]
         self._uploads.add(upload)
+        self._announce("started", self.account.name, location.area, text, self.protocol)
         return upload
 
     def mkdir(self, client_path: str) -> None:
@@ -242,6 +271,11 @@ class FileSession:
             self._guarded(Op.RENAME, label, lambda: self._storage.rename(source, target))
         except Conflict:
             raise self._deny(Op.RENAME, label, "overwrite refused: target exists") from None
+        self._audit("renamed", path=target_text, source=source_text)
+        self._announce(
+            "renamed", self.account.name, source.area, source_text, target_text,
+            self._storage.real_path(source), self._storage.real_path(target),
+        )
 
     def refuse(self, op: Op, client_path: str) -> Denied:
         """Delete, rmdir, attribute changes, links: always refused, always audited."""

@@ -23,7 +23,7 @@ from intake.core import config as config_mod
 from intake.core.clock import Clock
 from intake.core.config import Config
 from intake.core.errors import UsageError
-from intake.services.files import ArrivalListener
+from intake.services.files import FileEvents
 from intake.services.guard import Guard
 from intake.services.login import Authenticator
 
@@ -108,7 +108,7 @@ class Instance:
     audit: AuditLog
     guard: Guard
     auth: Authenticator
-    listeners: list[ArrivalListener] = field(default_factory=list)
+    listeners: list[FileEvents] = field(default_factory=list)
 
     def close(self) -> None:
         self.audit.close()
