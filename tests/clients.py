@@ -44,8 +44,15 @@ def _translate(exc: OSError) -> Exception:
 class SftpClient:
     """paramiko's SFTP client, with host-key checking against the instance's key."""
 
-    def __init__(self, host: str, port: int, user: str, password: str | None = None,
-                 key_file: str | None = None, host_key: paramiko.PKey | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str | None = None,
+        key_file: str | None = None,
+        host_key: paramiko.PKey | None = None,
+    ) -> None:
         self.transport = paramiko.Transport((host, port))
         self.transport.connect()
         if host_key is not None and self.transport.get_remote_server_key() != host_key:

@@ -36,7 +36,7 @@ def write_test_config(root: Path, extra: str = "") -> Path:
     conf.write_text(
         '[sftp]\nlisten = "127.0.0.1:0"\nlogin_timeout = 10\n'
         '[ftps]\nlisten = "127.0.0.1:0"\n'
-        '[limits]\nmax_login_failures = 50\n' + extra
+        "[limits]\nmax_login_failures = 50\n" + extra
     )
     return conf
 
@@ -47,10 +47,15 @@ class TestInstance:
     config_file: Path
     keys: dict[str, Path] = field(default_factory=dict)
 
-    def cli(self, *args: str, stdin: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, stdin: str | None = None, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [*INTAKE, "--config", str(self.config_file), *args],
-            input=stdin, capture_output=True, text=True, timeout=60,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"intake {' '.join(args)} failed: {proc.stderr}")
@@ -59,8 +64,9 @@ class TestInstance:
     def open(self) -> Instance:
         return open_instance(load(self.config_file), SystemClock())
 
-    def add_account(self, name: str, role: str = "member", password: str | None = PASSWORD,
-                    key: bool = False) -> None:
+    def add_account(
+        self, name: str, role: str = "member", password: str | None = PASSWORD, key: bool = False
+    ) -> None:
         """Create an account through the store (fast); CLI tests use ``cli`` instead."""
         public = []
         if key:
@@ -127,7 +133,9 @@ class ServeProcess:
         self.instance = instance
         self.proc = subprocess.Popen(
             [*INTAKE, "--config", str(instance.config_file), "serve"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.addresses: dict[str, tuple[str, int]] = {}
         deadline = time.monotonic() + 30

@@ -42,8 +42,9 @@ def denied(server: RunningServer, operation: str) -> list[dict[str, object]]:
 
 
 class TestWhatAMemberMayDo:
-    def test_upload_lands_whole_in_its_own_area(self, server: RunningServer, member: Client,
-                                                protocol: str) -> None:
+    def test_upload_lands_whole_in_its_own_area(
+        self, server: RunningServer, member: Client, protocol: str
+    ) -> None:
         """An uploaded backup is in the member's area, byte for byte, audited with its hash."""
         data = bytes(range(256)) * 4096
         member.upload("/compta-2026.bak", data)
@@ -101,8 +102,9 @@ class TestWhatAMemberMayNotDo:
         assert b"original" == member.download("/keep.bak")
         assert denied(server, "upload")
 
-    def test_rename_onto_an_existing_name_is_refused(self, server: RunningServer,
-                                                     member: Client) -> None:
+    def test_rename_onto_an_existing_name_is_refused(
+        self, server: RunningServer, member: Client
+    ) -> None:
         """A rename never replaces a file."""
         member.upload("/a.bak", b"a")
         member.upload("/b.bak", b"b")
@@ -126,8 +128,9 @@ class TestWhatAMemberMayNotDo:
             member.rmdir("/d")
         assert ["d"] == member.listdir("/")
 
-    def test_cannot_see_another_member(self, server: RunningServer, member: Client,
-                                       protocol: str) -> None:
+    def test_cannot_see_another_member(
+        self, server: RunningServer, member: Client, protocol: str
+    ) -> None:
         """Another member's files are out of reach by every path."""
         server.instance.add_account("other-commune")
         other = connect(server, protocol, "other-commune")
@@ -136,8 +139,11 @@ class TestWhatAMemberMayNotDo:
         finally:
             other.close()
         assert [] == member.listdir("/")
-        for path in ("/../other-commune/secret.bak", "/other-commune/secret.bak",
-                     "../../members/other-commune/secret.bak"):
+        for path in (
+            "/../other-commune/secret.bak",
+            "/other-commune/secret.bak",
+            "../../members/other-commune/secret.bak",
+        ):
             with pytest.raises((Missing, Refused)):
                 member.download(path)
 
@@ -173,7 +179,9 @@ class TestOtherRoles:
             tech.delete("/mairie-a/sauvegarde.bak")
         tech.upload("/outbox/pour-editeur.bak", b"to vendor")
         assert ["pour-editeur.bak"] == tech.listdir("/outbox")
-        assert (server.instance.root / "data" / "outbox" / "tech-jean" / "pour-editeur.bak").exists()
+        assert (
+            server.instance.root / "data" / "outbox" / "tech-jean" / "pour-editeur.bak"
+        ).exists()
 
     def test_auditor_reads_the_audit_log_only(
         self, server: RunningServer, clients: Callable[[str, str], Client]

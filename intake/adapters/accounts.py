@@ -91,9 +91,7 @@ class AccountStore:
     def _now(self) -> str:
         return isoformat(self._clock.now())
 
-    def add(
-        self, name: str, role: Role, password: str | None, keys: list[PublicKey]
-    ) -> Account:
+    def add(self, name: str, role: Role, password: str | None, keys: list[PublicKey]) -> Account:
         check_account_name(name)
         hashed = hash_password(password) if password is not None else None
         now = self._now()
@@ -152,7 +150,7 @@ class AccountStore:
             ).fetchone()
         return Account(row[0], Role(row[1]), bool(row[2])) if row else None
 
-    def list(self) -> list[AccountInfo]:
+    def infos(self) -> list[AccountInfo]:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT name, role, enabled, password_hash IS NOT NULL, created_at, updated_at"

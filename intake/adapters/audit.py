@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ class AuditLog:
         self._sink = _MonthlyAppendSink(log_dir, clock)
         self._clock = clock
 
-        def stamp(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        def stamp(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
             clean = {
                 k: _clip(v)
                 for k, v in event_dict.items()
@@ -134,7 +134,9 @@ def log_files(log_dir: Path) -> list[Path]:
     if not log_dir.is_dir():
         return []
     return sorted(
-        p for p in log_dir.iterdir() if p.name.startswith(FILE_PREFIX) and p.name.endswith(FILE_SUFFIX)
+        p
+        for p in log_dir.iterdir()
+        if p.name.startswith(FILE_PREFIX) and p.name.endswith(FILE_SUFFIX)
     )
 
 

@@ -89,15 +89,15 @@ def _write_new(path: Path, data: bytes) -> bool:
 def ensure_host_keys(keys_dir: Path) -> list[Path]:
     """Create the ed25519 and rsa-3072 host keys that are missing; return the new files."""
     created = []
-    generators = {
-        "ssh-ed25519": ed25519.Ed25519PrivateKey.generate,
-        "ssh-rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=3072),
-    }
     for kind, filename in HOST_KEY_FILES.items():
         path = keys_dir / filename
         if path.exists():
             continue
-        key = generators[kind]()
+        key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey = (
+            ed25519.Ed25519PrivateKey.generate()
+            if kind == "ssh-ed25519"
+            else rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        )
         private = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.OpenSSH,
@@ -168,7 +168,9 @@ def certificate_fingerprint(keys_dir: Path) -> Fingerprint | None:
     digest = cert.fingerprint(hashes.SHA256()).hex().upper()
     pairs = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
     public = cert.public_key()
-    bits = public.key_size if isinstance(public, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) else 0
+    bits = (
+        public.key_size if isinstance(public, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) else 0
+    )
     return Fingerprint("tls", bits, pairs, str(path))
 
 

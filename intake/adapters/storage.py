@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -47,7 +48,10 @@ def rename_noreplace(source: str, target: str) -> None:
     """Rename, failing with ``FileExistsError`` if ``target`` exists (atomically)."""
     renameat2 = getattr(_libc, "renameat2", None)
     if renameat2 is not None:
-        if renameat2(_AT_FDCWD, source.encode(), _AT_FDCWD, target.encode(), _RENAME_NOREPLACE) == 0:
+        if (
+            renameat2(_AT_FDCWD, source.encode(), _AT_FDCWD, target.encode(), _RENAME_NOREPLACE)
+            == 0
+        ):
             return
         err = ctypes.get_errno()
         if err not in (errno.ENOSYS, errno.EINVAL):
@@ -138,10 +142,8 @@ class StagedUpload:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.staging_path)
-        except FileNotFoundError:
-            pass
         self._storage.release(self.target)
 
 

@@ -34,14 +34,14 @@ RESERVED_MEMBER_NAMES = frozenset({OUTBOX})
 """A member may not be called ``outbox``: it would hide the outbox in a technician's view."""
 
 
-class Area(str, enum.Enum):
+class Area(enum.StrEnum):
     ROOT = "root"  # the virtual ``/`` of a technician or auditor
     MEMBER = "member"
     OUTBOX = "outbox"
     AUDIT = "audit"
 
 
-class Op(str, enum.Enum):
+class Op(enum.StrEnum):
     LIST = "list"
     STAT = "stat"
     READ = "read"

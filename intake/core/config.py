@@ -165,14 +165,14 @@ def parse_listen(text: str, file: str, key: str) -> Listen:
     host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(file, key, f"expected \"host:port\" or \"\", got {text!r}")
+        raise ConfigError(file, key, f'expected "host:port" or "", got {text!r}')
     return Listen(host, int(port_text))
 
 
 def parse_port_range(text: str, file: str, key: str) -> tuple[int, int]:
     low, sep, high = text.partition("-")
     if not (sep and low.strip().isdigit() and high.strip().isdigit()):
-        raise ConfigError(file, key, f"expected \"LOW-HIGH\", got {text!r}")
+        raise ConfigError(file, key, f'expected "LOW-HIGH", got {text!r}')
     lo, hi = int(low), int(high)
     if not 1024 <= lo <= hi <= 65535:
         raise ConfigError(file, key, "expected 1024 <= LOW <= HIGH <= 65535")
@@ -195,7 +195,7 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
         return parse_listen(value, file, key)
     if name == "passive_ports":
         if not isinstance(value, str):
-            raise ConfigError(file, key, "expected a string like \"60000-60099\"")
+            raise ConfigError(file, key, 'expected a string like "60000-60099"')
         return parse_port_range(value, file, key)
     if isinstance(default, bool):
         if not isinstance(value, bool):

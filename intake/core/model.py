@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     MEMBER = "member"
     TECHNICIAN = "technician"
     AUDITOR = "auditor"
@@ -33,7 +33,7 @@ class Account:
     enabled: bool
 
 
-class ArrivalState(str, enum.Enum):
+class ArrivalState(enum.StrEnum):
     RECEIVING = "receiving"
     RECEIVED = "received"
     FORWARDED = "forwarded"

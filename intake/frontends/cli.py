@@ -27,6 +27,7 @@ from intake.adapters import keys
 from intake.core.authz import RESERVED_MEMBER_NAMES, Area
 from intake.core.clock import SystemClock, parse_iso
 from intake.core.config import Config
+from intake.core.config import load as load_config_file
 from intake.core.errors import IntakeError, InvalidName, UsageError
 from intake.core.model import Role
 from intake.core.paths import check_account_name
@@ -109,7 +110,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a folder")
     result = instance_mod.init_instance(root, CLOCK, args.hostname)
-    cfg = instance_mod.config_mod.load(root / instance_mod.CONFIG_NAME)
+    cfg = load_config_file(root / instance_mod.CONFIG_NAME)
     print(f"instance {root.resolve()}: {len(result.created)} item(s) created, nothing overwritten")
     _print_fingerprints(cfg, as_json=False)
     return 0
@@ -146,13 +147,19 @@ def cmd_account_add(args: argparse.Namespace) -> int:
     elif role is Role.TECHNICIAN:
         inst.storage.ensure_area(Area.OUTBOX, name)
     _audit_change(
-        inst, name, "add", role=role.value, password=None,
-        password_set=password is not None, keys=[k.fingerprint for k in public_keys],
+        inst,
+        name,
+        "add",
+        role=role.value,
+        password=None,
+        password_set=password is not None,
+        keys=[k.fingerprint for k in public_keys],
     )
     print(f"account {name} added ({role.value})")
     if password is None and not public_keys:
-        print("note: no password and no key yet: it cannot log in until you add one",
-              file=sys.stderr)
+        print(
+            "note: no password and no key yet: it cannot log in until you add one", file=sys.stderr
+        )
     return 0
 
 
@@ -188,20 +195,25 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
 
 
 def cmd_account_list(args: argparse.Namespace) -> int:
-    infos = _open(args).accounts.list()
+    infos = _open(args).accounts.infos()
     if args.json:
-        print(json.dumps([
-            {
-                "name": i.account.name,
-                "role": i.account.role.value,
-                "enabled": i.account.enabled,
-                "password": i.has_password,
-                "keys": list(i.key_fingerprints),
-                "created_at": i.created_at,
-                "updated_at": i.updated_at,
-            }
-            for i in infos
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": i.account.name,
+                        "role": i.account.role.value,
+                        "enabled": i.account.enabled,
+                        "password": i.has_password,
+                        "keys": list(i.key_fingerprints),
+                        "created_at": i.created_at,
+                        "updated_at": i.updated_at,
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not infos:
         print("no accounts yet: intake account add NAME --role member --password-stdin")
@@ -210,8 +222,10 @@ def cmd_account_list(args: argparse.Namespace) -> int:
     for i in infos:
         state = "enabled" if i.account.enabled else "disabled"
         pw = "yes" if i.has_password else "no"
-        print(f"{i.account.name:<24} {i.account.role.value:<11} {state:<9} {pw:<9} "
-              f"{len(i.key_fingerprints)}")
+        print(
+            f"{i.account.name:<24} {i.account.role.value:<11} {state:<9} {pw:<9} "
+            f"{len(i.key_fingerprints)}"
+        )
     return 0
 
 
@@ -250,8 +264,10 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
         rest = " ".join(
             f"{k}={audit_mod.display(v)}" for k, v in record.items() if k not in ("ts", "event")
         )
-        print(f"{audit_mod.display(record.get('ts', '?'))}  "
-              f"{audit_mod.display(record.get('event', '?')):<18} {rest}")
+        print(
+            f"{audit_mod.display(record.get('ts', '?'))}  "
+            f"{audit_mod.display(record.get('event', '?')):<18} {rest}"
+        )
     if not shown and not args.json:
         print("no matching audit record", file=sys.stderr)
     return 0
@@ -263,8 +279,11 @@ def cmd_audit_show(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="intake", description="Secure SFTP + FTPS backup intake server.")
     parser.add_argument("--version", action="version", version=f"intake {__version__}")
-    parser.add_argument("--config", metavar="FILE",
-                        help="instance config (default: $INTAKE_CONFIG, ./intake.toml, ./var/)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="instance config (default: $INTAKE_CONFIG, ./intake.toml, ./var/)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add(sub_: Any, name: str, func: Callable[[argparse.Namespace], int], help_: str) -> Any:
@@ -289,8 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=[r.value for r in Role])
     p.add_argument("--password-stdin", action="store_true", help="read a password from stdin")
-    p.add_argument("--authorized-key", action="append", default=[], metavar="FILE",
-                   help="an OpenSSH public key file (repeatable)")
+    p.add_argument(
+        "--authorized-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an OpenSSH public key file (repeatable)",
+    )
     p = add(acc, "passwd", cmd_account_passwd, "change the password (read from stdin)")
     p.add_argument("name")
     p.add_argument("--password-stdin", action="store_true")

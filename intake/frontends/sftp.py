@@ -29,8 +29,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import paramiko
-from paramiko.sftp import CMD_CLOSE, SFTP_BAD_MESSAGE
-from paramiko.sftp_server import SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OK, SFTP_PERMISSION_DENIED
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
+from paramiko.sftp import (
+    CMD_CLOSE,
+    SFTP_BAD_MESSAGE,
+    SFTP_FAILURE,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OK,
+    SFTP_PERMISSION_DENIED,
+)
 
 from intake.adapters.keys import HOST_KEY_FILES
 from intake.adapters.storage import EntryStat
@@ -200,8 +212,12 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
         self.connection = server
         assert server.account is not None
         self.files = FileSession(
-            server.account, server.ip, PROTOCOL,
-            server.instance.storage, server.instance.audit, server.instance.listeners,
+            server.account,
+            server.ip,
+            PROTOCOL,
+            server.instance.storage,
+            server.instance.audit,
+            server.instance.listeners,
         )
         server.file_sessions.append(self.files)
 
@@ -219,7 +235,9 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
     lstat = stat
 
     @_answer
-    def open(self, path: str, flags: int, attr: paramiko.SFTPAttributes) -> paramiko.SFTPHandle | int:
+    def open(
+        self, path: str, flags: int, attr: paramiko.SFTPAttributes
+    ) -> paramiko.SFTPHandle | int:
         # The client's requested mode (attr) is ignored: received files are 0440.
         if flags & (os.O_WRONLY | os.O_RDWR):
             return IntakeSFTPHandle(self, self.files.open_upload(path))
@@ -269,20 +287,22 @@ class IntakeSFTPServer(paramiko.SFTPServer):
 
     server: IntakeSFTPInterface
 
-    def _process(self, t: int, request_number: int, msg: paramiko.Message) -> None:
+    def _process(self, t: int, request_number: int, msg: paramiko.Message) -> None:  # type: ignore[misc]
         self.server.connection.last_activity = time.monotonic()
         if t != CMD_CLOSE:
-            super()._process(t, request_number, msg)
+            super()._process(t, request_number, msg)  # type: ignore[misc]
             return
+        # paramiko ignores what close() says and always answers OK: answer the truth.
         handle = msg.get_binary()
+        reply: Callable[..., None] = self._send_status  # type: ignore[attr-defined]
         if handle in self.folder_table:
             del self.folder_table[handle]
-            self._send_status(request_number, SFTP_OK)
+            reply(request_number, SFTP_OK)
         elif handle in self.file_table:
-            status = self.file_table.pop(handle).close_status()
-            self._send_status(request_number, status)
+            opened: IntakeSFTPHandle = self.file_table.pop(handle)  # type: ignore[assignment]
+            reply(request_number, opened.close_status())
         else:
-            self._send_status(request_number, SFTP_BAD_MESSAGE, "Invalid handle")
+            reply(request_number, SFTP_BAD_MESSAGE, "Invalid handle")
 
 
 class IntakeServer(paramiko.ServerInterface):
@@ -330,29 +350,29 @@ class IntakeServer(paramiko.ServerInterface):
 
     def check_auth_none(self, username: str) -> int:
         self.tried = username
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str) -> int:
         self.tried = username
         account = self.instance.auth.password(username, password, self.ip, PROTOCOL)
         if account is None:
             self.password_failures += 1
-            return paramiko.AUTH_FAILED
+            return AUTH_FAILED
         self.account, self.method = account, "password"
-        return paramiko.AUTH_SUCCESSFUL
+        return AUTH_SUCCESSFUL
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         self.tried = username
         if self.instance.guard.banned(self.ip):
-            return paramiko.AUTH_FAILED
+            return AUTH_FAILED
         account = self.instance.accounts.authenticate_key(username, key.asbytes())
         if account is None:
-            return paramiko.AUTH_FAILED
+            return AUTH_FAILED
         self.account, self.method = account, "publickey"
-        return paramiko.AUTH_SUCCESSFUL
+        return AUTH_SUCCESSFUL
 
     def check_auth_interactive(self, username: str, submethods: str) -> int:
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     # -- channels --------------------------------------------------------------------
 
@@ -360,14 +380,14 @@ class IntakeServer(paramiko.ServerInterface):
         self.mark_logged_in()  # paramiko asks only once the client is authenticated
         if kind != "session" or self._channels >= MAX_CHANNELS:
             self._refuse(f"channel {kind}")
-            return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         self._channels += 1
-        return paramiko.OPEN_SUCCEEDED
+        return OPEN_SUCCEEDED
 
     def check_channel_direct_tcpip_request(self, chanid: int, origin: Any, destination: Any) -> int:
         self.mark_logged_in()
         self._refuse("port forwarding (direct-tcpip)")
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_port_forward_request(self, address: str, port: int) -> bool:
         self.mark_logged_in()
@@ -406,7 +426,9 @@ class IntakeServer(paramiko.ServerInterface):
         self._refuse("agent forwarding")
         return False
 
-    def check_channel_env_request(self, channel: paramiko.Channel, name: bytes, value: bytes) -> bool:
+    def check_channel_env_request(
+        self, channel: paramiko.Channel, name: bytes, value: bytes
+    ) -> bool:
         return False
 
 
@@ -487,9 +509,7 @@ class SftpService:
             deadline = accepted + self._settings.login_timeout
             while transport.is_active() and not _authenticated(transport):
                 if time.monotonic() > deadline:
-                    self._instance.auth.failed_session(
-                        server.tried, ip, PROTOCOL, "login timeout"
-                    )
+                    self._instance.auth.failed_session(server.tried, ip, PROTOCOL, "login timeout")
                     transport.close()
                     return
                 time.sleep(0.05)

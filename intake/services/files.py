@@ -60,8 +60,15 @@ class FileEvents:
     def interrupted(self, account: str, area: Area, path: str, size: int, reason: str) -> None:
         """An upload was cut: its partial data is already discarded."""
 
-    def renamed(self, account: str, area: Area, old_path: str, new_path: str,
-                old_disk_path: str, new_disk_path: str) -> None:
+    def renamed(
+        self,
+        account: str,
+        area: Area,
+        old_path: str,
+        new_path: str,
+        old_disk_path: str,
+        new_disk_path: str,
+    ) -> None:
         """A received file was renamed by its owner (same area)."""
 
 
@@ -121,14 +128,23 @@ class Upload:
                 "upload.interrupted", path=self.path, size=self._staged.size, reason=reason
             )
             self._session._announce(
-                "interrupted", self._session.account.name, self.location.area, self.path,
-                self._staged.size, reason,
+                "interrupted",
+                self._session.account.name,
+                self.location.area,
+                self.path,
+                self._staged.size,
+                reason,
             )
             raise Denied("overwrite refused", "upload", self.path) from None
         self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
         arrival = Arrival(
-            self._session.account.name, self.location.area, self.path,
-            self._staged.target, size, digest, self._session.protocol,
+            self._session.account.name,
+            self.location.area,
+            self.path,
+            self._staged.target,
+            size,
+            digest,
+            self._session.protocol,
         )
         self._session._announce("received", arrival)
 
@@ -273,8 +289,13 @@ class FileSession:
             raise self._deny(Op.RENAME, label, "overwrite refused: target exists") from None
         self._audit("renamed", path=target_text, source=source_text)
         self._announce(
-            "renamed", self.account.name, source.area, source_text, target_text,
-            self._storage.real_path(source), self._storage.real_path(target),
+            "renamed",
+            self.account.name,
+            source.area,
+            source_text,
+            target_text,
+            self._storage.real_path(source),
+            self._storage.real_path(target),
         )
 
     def refuse(self, op: Op, client_path: str) -> Denied:

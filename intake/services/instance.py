@@ -50,17 +50,20 @@ def init_instance(root: Path, clock: Clock, hostname: str = "localhost") -> Init
     """Create (or complete) an instance at ``root``; existing files are left untouched."""
     created: list[Path] = []
     root.mkdir(parents=True, exist_ok=True)
-    for sub, mode in (("keys", 0o700), ("policies", 0o755), ("data", 0o750),
-                      ("state", 0o700), ("log", 0o750)):
+    for sub, mode in (
+        ("keys", 0o700),
+        ("policies", 0o755),
+        ("data", 0o750),
+        ("state", 0o700),
+        ("log", 0o750),
+    ):
         path = root / sub
         if not path.exists():
             path.mkdir(mode=mode)
             created.append(path)
     config_file = root / CONFIG_NAME
     if not config_file.exists():
-        text = config_mod.TEMPLATE.replace(
-            'hostname = "localhost"', f'hostname = "{hostname}"', 1
-        )
+        text = config_mod.TEMPLATE.replace('hostname = "localhost"', f'hostname = "{hostname}"', 1)
         fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -117,7 +120,9 @@ class Instance:
 def open_instance(cfg: Config, clock: Clock) -> Instance:
     for sub in (cfg.state_dir, cfg.log_dir, cfg.data_dir):
         if not sub.is_dir():
-            raise UsageError(f"{cfg.root}: not an intake instance (no {sub.name}/); run intake init")
+            raise UsageError(
+                f"{cfg.root}: not an intake instance (no {sub.name}/); run intake init"
+            )
     accounts = AccountStore(cfg.state_dir / "accounts.db", clock)
     audit = AuditLog(cfg.log_dir, clock)
     guard = Guard(cfg.limits, clock, audit)
