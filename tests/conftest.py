@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def write_test_config(root: Path, extra: str = "") -> Path:
 
 @dataclass
 class TestInstance:
+    __test__ = False  # a fixture's value, not a test class
+
     root: Path
     config_file: Path
     keys: dict[str, Path] = field(default_factory=dict)
@@ -116,14 +119,8 @@ class RunningServer:
 
 @pytest.fixture
 def server(instance: TestInstance) -> Iterator[RunningServer]:
-    inst = instance.open()
-    daemon = Daemon(inst)
-    addresses = daemon.start()
-    try:
-        yield RunningServer(instance, daemon, addresses["sftp"], addresses.get("ftps"))
-    finally:
-        daemon.stop()
-        inst.close()
+    with running(instance) as running_server:
+        yield running_server
 
 
 class ServeProcess:
@@ -170,3 +167,27 @@ def serve_process(instance: TestInstance) -> Iterator[ServeProcess]:
         yield process
     finally:
         process.kill()
+
+
+@contextmanager
+def running(instance: TestInstance) -> Iterator[RunningServer]:
+    """The in-process server for a test that first adjusted its instance's config."""
+    inst = instance.open()
+    daemon = Daemon(inst)
+    addresses = daemon.start()
+    try:
+        yield RunningServer(instance, daemon, addresses["sftp"], addresses.get("ftps"))
+    finally:
+        daemon.stop()
+        inst.close()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> object:
+    """Poll until ``predicate()`` is truthy (bounded); returns its value or fails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")

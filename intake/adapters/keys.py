@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from intake.core.errors import UsageError
+from intake.core.errors import StartupError, UsageError
 
 HOST_KEY_FILES = {"ssh-ed25519": "ssh_host_ed25519_key", "ssh-rsa": "ssh_host_rsa_key"}
 TLS_CERT_FILE = "tls.crt"
@@ -153,7 +154,10 @@ def host_key_fingerprints(keys_dir: Path) -> list[Fingerprint]:
         path = keys_dir / filename
         if not path.exists():
             continue
-        key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+        try:
+            key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError, OSError, UnsupportedAlgorithm) as exc:
+            raise StartupError(f"cannot read host key {path}: {exc}") from None
         blob = _public_blob(key.public_key())
         bits = key.key_size if isinstance(key, rsa.RSAPrivateKey) else 256
         prints.append(Fingerprint(kind, bits, ssh_fingerprint(blob), str(path)))
@@ -164,7 +168,10 @@ def certificate_fingerprint(keys_dir: Path) -> Fingerprint | None:
     path = keys_dir / TLS_CERT_FILE
     if not path.exists():
         return None
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise StartupError(f"cannot read TLS certificate {path}: {exc}") from None
     digest = cert.fingerprint(hashes.SHA256()).hex().upper()
     pairs = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
     public = cert.public_key()
