@@ -70,6 +70,7 @@ PREFERRED_CIPHERS = (
     "aes128-ctr",
 )
 MAX_CHANNELS = 4
+WINDOW_SIZE = 8 * 1024 * 1024  # paramiko's 2 MiB stalls OpenSSH's 64 outstanding writes
 R = TypeVar("R")
 
 
@@ -496,7 +497,11 @@ class SftpService:
 
     def _run_transport(self, client: socket.socket, ip: str, accepted: float) -> None:
         capped = CappedSocket(client, self._settings.max_prelogin_bytes)
-        transport = paramiko.Transport(capped, disabled_algorithms=DISABLED_ALGORITHMS)  # type: ignore[arg-type]
+        transport = paramiko.Transport(
+            capped,  # type: ignore[arg-type]
+            disabled_algorithms=DISABLED_ALGORITHMS,
+            default_window_size=WINDOW_SIZE,
+        )
         capped.transport = transport
         transport.get_security_options().ciphers = PREFERRED_CIPHERS
         for key in self._host_keys:
