@@ -126,13 +126,16 @@ def server(instance: TestInstance) -> Iterator[RunningServer]:
 class ServeProcess:
     """``intake serve`` as a real process, for signals and kill -9."""
 
-    def __init__(self, instance: TestInstance) -> None:
+    def __init__(
+        self, instance: TestInstance, preexec: Callable[[], None] | None = None
+    ) -> None:
         self.instance = instance
         self.proc = subprocess.Popen(
             [*INTAKE, "--config", str(instance.config_file), "serve"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec,  # tests set resource limits this way
         )
         self.addresses: dict[str, tuple[str, int]] = {}
         deadline = time.monotonic() + 30

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import resource
 import signal
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.clients import SftpClient
 from tests.conftest import PASSWORD, RunningServer, ServeProcess, TestInstance, wait_for
@@ -126,3 +129,28 @@ class TestServerStops:
             assert ["crash.bak"] == received_files(instance, "mairie-a")
         finally:
             second.kill()
+
+
+class TestStorageFailures:
+    def test_a_full_disk_never_yields_a_truncated_backup(self, instance: TestInstance) -> None:
+        """A write that fails (file size limit, like a full disk) fails the upload for good:
+        the client sees an error, no truncated file is ever received, the cause is audited."""
+        instance.add_account("mairie-a")
+        limit = 2 * 1024 * 1024
+
+        def small_files() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        process = ServeProcess(instance, preexec=small_files)
+        try:
+            client = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            with pytest.raises(OSError):
+                client.upload("/too-big.bak", b"t" * (3 * limit))
+            client.upload("/small.bak", b"fits")
+            client.close()
+            assert ["small.bak"] == received_files(instance, "mairie-a")
+            [record] = instance.audit("upload.interrupted")
+            assert str(record["reason"]).startswith("write failed")
+            assert [] == staging(instance)
+        finally:
+            process.kill()
