@@ -28,7 +28,7 @@ from intake.adapters.audit import AuditLog
 from intake.adapters.storage import EntryStat, StagedUpload, Storage
 from intake.core import authz
 from intake.core.authz import Area, Location, Op
-from intake.core.errors import Conflict, Denied, InvalidName
+from intake.core.errors import Conflict, Denied, IntakeError, InvalidName
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
 
@@ -107,16 +107,30 @@ class Upload:
         self.location = location
         self.path = path
         self._staged = staged
+        self.failed: str | None = None
 
     @property
     def size(self) -> int:
         return self._staged.size
 
     def write(self, offset: int, data: bytes) -> None:
-        self._staged.write(offset, data)
+        """Store bytes; a storage failure (disk full, quota) ends the upload for good."""
+        if self.failed:
+            raise IntakeError("upload failed")
+        try:
+            self._staged.write(offset, data)
+        except OSError as exc:
+            self.failed = f"write failed: {exc.strerror or exc}"
+            self.abort(self.failed)
+            raise IntakeError("upload failed") from None
 
     def close(self) -> None:
-        """The client closed the file: it is received, or ``Denied`` if its name was taken."""
+        """The client closed the file: it is received, or ``Denied`` if its name was taken.
+
+        An upload whose write failed is never committed, even if the client closes it.
+        """
+        if self.failed:
+            raise IntakeError("upload failed")
         if self._staged.done:
             return
         self._session._uploads.discard(self)
@@ -305,6 +319,11 @@ class FileSession:
         except InvalidName:
             text = client_path
         return self._deny(op, text, authz.NEVER_REASONS.get(op, f"{op.value} refused"))
+
+    def refused(self, operation: str, reason: str, client_path: str = "") -> Denied:
+        """A protocol feature a front-end turns away (a resumed upload, an FTP bounce, a
+        data connection that did not resume its TLS session): audited as ``denied``."""
+        return self._deny(operation, client_path, reason)
 
     # -- end -----------------------------------------------------------------------
 
