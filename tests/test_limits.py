@@ -121,3 +121,21 @@ class TestConnectionCaps:
                     return False
 
             wait_for(admitted)
+
+
+class TestIdleTimeout:
+    def test_an_idle_session_is_closed_and_its_open_upload_interrupted(
+        self, instance: TestInstance
+    ) -> None:
+        """No request for idle_timeout seconds: the session ends, the open upload is cut."""
+        configure(instance, sftp="idle_timeout = 2")
+        instance.add_account("mairie-a")
+        with running(instance) as server:
+            client = SftpClient(*server.sftp, "mairie-a", PASSWORD)
+            handle = client.sftp.open("/left-open.bak", "wb")
+            handle.write(b"i" * 1000)
+            handle.flush()
+            wait_for(lambda: not client.transport.is_active(), timeout=15)
+            [record] = wait_for(lambda: instance.audit("upload.interrupted"))  # type: ignore[misc]
+            assert "idle timeout" == record["reason"]
+            assert [] == list(instance.area("mairie-a").glob("*"))
