@@ -126,9 +126,7 @@ def server(instance: TestInstance) -> Iterator[RunningServer]:
 class ServeProcess:
     """``intake serve`` as a real process, for signals and kill -9."""
 
-    def __init__(
-        self, instance: TestInstance, preexec: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, instance: TestInstance, preexec: Callable[[], None] | None = None) -> None:
         self.instance = instance
         self.proc = subprocess.Popen(
             [*INTAKE, "--config", str(instance.config_file), "serve"],
