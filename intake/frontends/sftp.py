@@ -1,4 +1,4 @@
-"""The SFTP front-end (paramiko, its one seam on the server side).
+"""The SFTP front-end: connections, logins, channels (paramiko; with sftp_files, its seam).
 
 Thin: each SFTP request becomes one ``FileSession`` call, each exception one status code
 with a generic text; the detail goes to the audit log (``intake.services.files``).
@@ -11,22 +11,18 @@ Rules (see ../shared/PITFALLS.md for why each exists):
   client may send before it is authenticated (``max_prelogin_bytes``), an idle timeout
   after login; a banned or over-limit address is refused before paramiko sees a byte.
 - ``login.ok`` is written once the transport is authenticated (a key probe is no login).
-- An upload is committed on the client's CLOSE and the CLOSE reply tells the truth (an
-  upload refused at commit gets a failure status); handles left open when the session
-  ends are ``upload.interrupted`` (``session_ended`` runs before paramiko closes them).
+- File requests are translated in ``intake.frontends.sftp_files``.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import paramiko
 from paramiko.common import (
@@ -35,27 +31,17 @@ from paramiko.common import (
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_SUCCEEDED,
 )
-from paramiko.sftp import (
-    CMD_CLOSE,
-    SFTP_BAD_MESSAGE,
-    SFTP_FAILURE,
-    SFTP_NO_SUCH_FILE,
-    SFTP_OK,
-    SFTP_PERMISSION_DENIED,
-)
 
 from intake.adapters.keys import HOST_KEY_FILES
-from intake.adapters.storage import EntryStat
-from intake.core.authz import Op
 from intake.core.config import Listen, SftpSection
-from intake.core.errors import Denied, IntakeError, NotFound, StartupError
+from intake.core.errors import StartupError
 from intake.core.model import Account
-from intake.core.paths import normalize, to_text
-from intake.services.files import Download, FileSession, Upload
+from intake.frontends.listener import ThreadedListener
+from intake.frontends.sftp_files import PROTOCOL, IntakeSFTPInterface, IntakeSFTPServer
+from intake.services.files import FileSession
 from intake.services.instance import Instance
 
 log = logging.getLogger("intake.sftp")
-PROTOCOL = "sftp"
 DISABLED_ALGORITHMS = {
     "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"],
     "macs": ["hmac-sha1", "hmac-md5", "hmac-sha1-96", "hmac-md5-96"],
@@ -71,7 +57,6 @@ PREFERRED_CIPHERS = (
 )
 MAX_CHANNELS = 4
 WINDOW_SIZE = 8 * 1024 * 1024  # paramiko's 2 MiB stalls OpenSSH's 64 outstanding writes
-R = TypeVar("R")
 
 
 def load_host_keys(keys_dir: Path) -> list[paramiko.PKey]:
@@ -92,42 +77,6 @@ def load_host_keys(keys_dir: Path) -> list[paramiko.PKey]:
     if not found:
         raise StartupError(f"no SSH host key in {keys_dir}; run intake init")
     return found
-
-
-def _attributes(entry: EntryStat) -> paramiko.SFTPAttributes:
-    attr = paramiko.SFTPAttributes()
-    attr.filename = entry.name
-    attr.st_size = entry.size
-    attr.st_mode = entry.mode
-    attr.st_atime = attr.st_mtime = int(entry.mtime)
-    return attr
-
-
-def _status_of(exc: BaseException) -> int:
-    if isinstance(exc, Denied):
-        return SFTP_PERMISSION_DENIED
-    if isinstance(exc, NotFound):
-        return SFTP_NO_SUCH_FILE
-    return SFTP_FAILURE
-
-
-def _answer(method: Callable[..., R]) -> Callable[..., R | int]:
-    """Turn intake errors into SFTP status codes; log anything unexpected (paramiko hides it)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> R | int:
-        try:
-            return method(*args, **kwargs)
-        except IntakeError as exc:
-            return _status_of(exc)
-        except OSError as exc:
-            log.warning("sftp %s failed: %s", method.__name__, exc)
-            return SFTP_FAILURE
-        except Exception:
-            log.exception("sftp %s crashed", method.__name__)
-            return SFTP_FAILURE
-
-    return wrapper
 
 
 def _authenticated(transport: paramiko.Transport) -> bool:
@@ -160,150 +109,6 @@ class CappedSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
-
-
-class IntakeSFTPHandle(paramiko.SFTPHandle):
-    """An open file: an ``Upload`` or a ``Download`` of the session."""
-
-    def __init__(self, interface: IntakeSFTPInterface, target: Upload | Download) -> None:
-        super().__init__()
-        self._interface = interface
-        self._target = target
-
-    @_answer
-    def read(self, offset: int, length: int) -> bytes | int:
-        if not isinstance(self._target, Download):
-            return SFTP_PERMISSION_DENIED
-        return self._target.read(offset, length)
-
-    @_answer
-    def write(self, offset: int, data: bytes) -> int:
-        if not isinstance(self._target, Upload):
-            return SFTP_PERMISSION_DENIED
-        self._target.write(offset, data)
-        return SFTP_OK
-
-    @_answer
-    def close_status(self) -> int:
-        self._target.close()
-        return SFTP_OK
-
-    def close(self) -> None:
-        self.close_status()
-
-    @_answer
-    def stat(self) -> paramiko.SFTPAttributes | int:
-        if isinstance(self._target, Download):
-            return _attributes(self._target.stat())
-        attr = paramiko.SFTPAttributes()
-        attr.st_size = self._target.size
-        attr.st_mode = 0o100600
-        return attr
-
-    @_answer
-    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
-        raise self._interface.files.refuse(Op.SETATTR, self._target.path)
-
-
-class IntakeSFTPInterface(paramiko.SFTPServerInterface):
-    """One SFTP subsystem of one logged-in connection."""
-
-    def __init__(self, server: IntakeServer, *args: Any, **kwargs: Any) -> None:
-        super().__init__(server, *args, **kwargs)
-        self.connection = server
-        assert server.account is not None
-        self.files = FileSession(
-            server.account,
-            server.ip,
-            PROTOCOL,
-            server.instance.storage,
-            server.instance.audit,
-            server.instance.listeners,
-        )
-        server.file_sessions.append(self.files)
-
-    def session_ended(self) -> None:
-        self.files.end(self.connection.end_reason)
-
-    @_answer
-    def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
-        return [_attributes(e) for e in self.files.list_dir(path)]
-
-    @_answer
-    def stat(self, path: str) -> paramiko.SFTPAttributes | int:
-        return _attributes(self.files.stat(path))
-
-    lstat = stat
-
-    @_answer
-    def open(
-        self, path: str, flags: int, attr: paramiko.SFTPAttributes
-    ) -> paramiko.SFTPHandle | int:
-        # The client's requested mode (attr) is ignored: received files are 0440.
-        if flags & (os.O_WRONLY | os.O_RDWR):
-            return IntakeSFTPHandle(self, self.files.open_upload(path))
-        return IntakeSFTPHandle(self, self.files.open_download(path))
-
-    @_answer
-    def remove(self, path: str) -> int:
-        raise self.files.refuse(Op.DELETE, path)
-
-    @_answer
-    def rmdir(self, path: str) -> int:
-        raise self.files.refuse(Op.RMDIR, path)
-
-    @_answer
-    def chattr(self, path: str, attr: paramiko.SFTPAttributes) -> int:
-        raise self.files.refuse(Op.SETATTR, path)
-
-    @_answer
-    def symlink(self, target_path: str, path: str) -> int:
-        raise self.files.refuse(Op.SYMLINK, path)
-
-    @_answer
-    def readlink(self, path: str) -> str | int:
-        raise self.files.refuse(Op.READLINK, path)
-
-    @_answer
-    def rename(self, oldpath: str, newpath: str) -> int:
-        self.files.rename(oldpath, newpath)
-        return SFTP_OK
-
-    posix_rename = rename
-
-    @_answer
-    def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:
-        self.files.mkdir(path)
-        return SFTP_OK
-
-    def canonicalize(self, path: str) -> str:
-        try:
-            return to_text(normalize(path))
-        except IntakeError:
-            return "/"
-
-
-class IntakeSFTPServer(paramiko.SFTPServer):
-    """paramiko's SFTP server, with a truthful CLOSE reply and activity tracking."""
-
-    server: IntakeSFTPInterface
-
-    def _process(self, t: int, request_number: int, msg: paramiko.Message) -> None:  # type: ignore[misc]
-        self.server.connection.last_activity = time.monotonic()
-        if t != CMD_CLOSE:
-            super()._process(t, request_number, msg)  # type: ignore[misc]
-            return
-        # paramiko ignores what close() says and always answers OK: answer the truth.
-        handle = msg.get_binary()
-        reply: Callable[..., None] = self._send_status  # type: ignore[attr-defined]
-        if handle in self.folder_table:
-            del self.folder_table[handle]
-            reply(request_number, SFTP_OK)
-        elif handle in self.file_table:
-            opened: IntakeSFTPHandle = self.file_table.pop(handle)  # type: ignore[assignment]
-            reply(request_number, opened.close_status())
-        else:
-            reply(request_number, SFTP_BAD_MESSAGE, "Invalid handle")
 
 
 class IntakeServer(paramiko.ServerInterface):
@@ -434,66 +239,18 @@ class IntakeServer(paramiko.ServerInterface):
 
 
 class SftpService:
-    """Listens, and runs each connection in its own thread until it ends or we stop."""
+    """Runs each SSH connection in its own thread until it ends or the service stops."""
 
     def __init__(self, instance: Instance, settings: SftpSection) -> None:
         self._instance = instance
         self._settings = settings
         self._host_keys = load_host_keys(instance.config.keys_dir)
-        self._listener: socket.socket | None = None
-        self._threads: list[threading.Thread] = []
+        self._listener = ThreadedListener("sftp", instance.guard, self._run_transport)
         self._connections: set[tuple[paramiko.Transport, IntakeServer]] = set()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self.address: tuple[str, int] | None = None
 
     def start(self, listen: Listen) -> tuple[str, int]:
-        family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((listen.host, listen.port))
-        except OSError as exc:
-            sock.close()
-            raise StartupError(f"sftp: cannot listen on {listen}: {exc.strerror}") from None
-        sock.listen(64)
-        self._listener = sock
-        self.address = sock.getsockname()[:2]
-        thread = threading.Thread(target=self._accept_loop, name="sftp-accept", daemon=True)
-        thread.start()
-        return self.address
-
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while not self._stopping.is_set():
-            try:
-                client, addr = self._listener.accept()
-            except OSError:
-                if self._stopping.is_set():
-                    return
-                time.sleep(0.05)
-                continue
-            thread = threading.Thread(
-                target=self._serve, args=(client, addr[0]), name=f"sftp-{addr[0]}", daemon=True
-            )
-            with self._lock:
-                self._threads = [t for t in self._threads if t.is_alive()]
-                self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, client: socket.socket, ip: str) -> None:
-        accepted = time.monotonic()
-        refusal = self._instance.guard.admit(ip)
-        if refusal is not None:
-            log.info("refused a connection from %s: %s", ip, refusal)
-            client.close()
-            return
-        try:
-            self._run_transport(client, ip, accepted)
-        except Exception:
-            log.exception("sftp connection from %s failed", ip)
-        finally:
-            self._instance.guard.release(ip)
+        return self._listener.start(listen)
 
     def _run_transport(self, client: socket.socket, ip: str, accepted: float) -> None:
         capped = CappedSocket(client, self._settings.max_prelogin_bytes)
@@ -511,25 +268,8 @@ class SftpService:
             self._connections.add((transport, server))
         try:
             transport.start_server(event=threading.Event(), server=server)
-            deadline = accepted + self._settings.login_timeout
-            while transport.is_active() and not _authenticated(transport):
-                if time.monotonic() > deadline:
-                    self._instance.auth.failed_session(server.tried, ip, PROTOCOL, "login timeout")
-                    transport.close()
-                    return
-                time.sleep(0.05)
-            if not _authenticated(transport) or not server.mark_logged_in():
-                if server.tried is not None and not server.password_failures:
-                    self._instance.auth.failed_session(
-                        server.tried, ip, PROTOCOL, "no accepted credentials"
-                    )
-                return
-            server.last_activity = time.monotonic()
-            while transport.is_active():
-                transport.join(1.0)
-                if time.monotonic() - server.last_activity > self._settings.idle_timeout:
-                    server.end_reason = "idle timeout"
-                    transport.close()
+            if self._await_login(transport, server, accepted):
+                self._serve_until_idle(transport, server)
         finally:
             transport.close()
             for handler in server.subsystems:
@@ -537,17 +277,40 @@ class SftpService:
             with self._lock:
                 self._connections.discard((transport, server))
 
+    def _await_login(
+        self, transport: paramiko.Transport, server: IntakeServer, accepted: float
+    ) -> bool:
+        """Wait for the login, at most ``login_timeout`` from the accept; audit a failure."""
+        deadline = accepted + self._settings.login_timeout
+        while transport.is_active() and not _authenticated(transport):
+            if time.monotonic() > deadline:
+                self._instance.auth.failed_session(
+                    server.tried, server.ip, PROTOCOL, "login timeout"
+                )
+                return False
+            time.sleep(0.05)
+        if _authenticated(transport) and server.mark_logged_in():
+            return True
+        if server.tried is not None and not server.password_failures:
+            self._instance.auth.failed_session(
+                server.tried, server.ip, PROTOCOL, "no accepted credentials"
+            )
+        return False
+
+    def _serve_until_idle(self, transport: paramiko.Transport, server: IntakeServer) -> None:
+        server.last_activity = time.monotonic()
+        while transport.is_active():
+            transport.join(1.0)
+            if time.monotonic() - server.last_activity > self._settings.idle_timeout:
+                server.end_reason = "idle timeout"
+                transport.close()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop listening, end every session (open uploads become interrupted), wait."""
-        self._stopping.set()
-        if self._listener is not None:
-            self._listener.close()
+        self._listener.stop_accepting()
         with self._lock:
             connections = list(self._connections)
-            threads = list(self._threads)
         for transport, server in connections:
             server.end_reason = "server shutting down"
             transport.close()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._listener.join(timeout)
