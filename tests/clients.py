@@ -7,8 +7,11 @@ protocol's equivalent), ``Missing`` for "no such file", and lets anything else t
 from __future__ import annotations
 
 import errno
+import ftplib
 import io
-from typing import Protocol
+import socket
+import ssl
+from typing import Any, Protocol
 
 import paramiko
 
@@ -100,3 +103,91 @@ class SftpClient:
     def close(self) -> None:
         self.sftp.close()
         self.transport.close()
+
+
+class ReusingFTP_TLS(ftplib.FTP_TLS):
+    """``FTP_TLS`` whose data connections resume the control connection's TLS session.
+
+    The stdlib client opens each data connection with a fresh handshake, which a server
+    requiring session reuse (vsftpd's ``require_ssl_reuse``, intake) refuses.
+    """
+
+    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:  # type: ignore[attr-defined]
+            session = self.sock.session  # type: ignore[attr-defined]
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)  # type: ignore[attr-defined]
+        return conn, size
+
+
+def tls_client_context(cafile: str | None) -> ssl.SSLContext:
+    """Verify intake's self-signed certificate (what a member pins), or nothing."""
+    if cafile is None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=cafile)
+
+
+class FtpsClient:
+    """Python's ``ftplib`` over explicit FTPS (AUTH TLS, PROT P), resuming the session."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        cafile: str | None = None,
+        reuse_session: bool = True,
+        timeout: float = 30,
+    ) -> None:
+        cls = ReusingFTP_TLS if reuse_session else ftplib.FTP_TLS
+        self.ftp = cls(context=tls_client_context(cafile), timeout=timeout)
+        self.ftp.connect(host, port)
+        self.ftp.login(user, password)  # sends AUTH TLS first
+        self.ftp.prot_p()
+
+    def _call(self, func: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except ftplib.error_perm as exc:
+            text = str(exc)
+            if "no such file" in text.lower():
+                raise Missing(text) from exc
+            if text[:3] in ("550", "553", "554"):
+                raise Refused(text) from exc
+            raise
+
+    def upload(self, path: str, data: bytes) -> None:
+        self._call(self.ftp.storbinary, f"STOR {path}", io.BytesIO(data))
+
+    def download(self, path: str) -> bytes:
+        chunks: list[bytes] = []
+        self._call(self.ftp.retrbinary, f"RETR {path}", chunks.append)
+        return b"".join(chunks)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(self._call(self.ftp.nlst, path))
+
+    def mkdir(self, path: str) -> None:
+        self._call(self.ftp.mkd, path)
+
+    def rename(self, source: str, target: str) -> None:
+        self._call(self.ftp.rename, source, target)
+
+    def delete(self, path: str) -> None:
+        self._call(self.ftp.delete, path)
+
+    def rmdir(self, path: str) -> None:
+        self._call(self.ftp.rmd, path)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self._call(self.ftp.sendcmd, f"SITE CHMOD {mode:o} {path}")
+
+    def close(self) -> None:
+        try:
+            self.ftp.quit()
+        except (OSError, EOFError, ftplib.Error):
+            self.ftp.close()

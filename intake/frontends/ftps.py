@@ -1,0 +1,309 @@
+"""The FTPS front-end (pyftpdlib): explicit FTPS over the same accounts, rules and audit as SFTP.
+
+Thin: each FTP command goes through ``SessionFS`` (``ftps_fs.py``) to the session's
+``FileSession``; pyftpdlib's permission letters are never consulted for a rule. TLS and
+the data connection live in ``ftps_tls.py``.
+
+Rules (see ../shared/PITFALLS.md for why each exists):
+- TLS on the control AND data connections: ``USER``/``PASS`` before ``AUTH TLS`` get a 530
+  (the password is never read; the attempt is a ``login.failed``), ``PASV``/``PORT``
+  before ``PROT P`` a 550. TLS 1.2, one context per control connection, data connections
+  must resume the control session (``[ftps] require_session_reuse``, on by default).
+- ``PORT``/``EPRT`` to another address than the client's is refused (no FTP bounce) and
+  audited as ``denied``; passive ports come from ``passive_ports``; ``masquerade_address``
+  is announced in PASV replies.
+- An upload is received only when its data connection ended with the client's TLS
+  close_notify; otherwise (killed client, cut network, ABOR, timeout, server stop) it is
+  ``upload.interrupted``. A resumed upload (``REST`` then ``STOR``) is refused; ``APPE``
+  onto an existing file is an overwrite, refused by ``FileSession``; ``STOU`` and
+  ``REIN`` are not served; ``MFMT`` and ``SITE CHMOD`` are refused as attribute changes.
+- Every connection runs in its own thread with its own pyftpdlib IOLoop: a password hash,
+  a TLS handshake or the fsync of a finished upload never stalls another client. The
+  guard admits each connection first (bans and caps shared with SFTP); a login deadline
+  runs from ``accept`` (NOOP does not extend it); ``idle_timeout`` applies after login.
+- No class attribute of pyftpdlib is changed: ``FtpsService`` builds its own handler
+  subclass, and pyftpdlib's global IOLoop and its logging setup are never used.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.ioloop import IOLoop
+
+from intake.adapters.keys import TLS_CERT_FILE, TLS_KEY_FILE
+from intake.core.config import FtpsSection, Listen
+from intake.core.model import Account
+from intake.frontends.ftps_fs import SessionFS
+from intake.frontends.ftps_tls import DataChannel, check_tls_files, tls_context
+from intake.frontends.listener import ThreadedListener
+from intake.services.files import FileSession
+from intake.services.instance import Instance
+
+log = logging.getLogger("intake.ftps")
+PROTOCOL = "ftps"
+POLL_SECONDS = 0.5
+
+
+class _Rules:
+    """pyftpdlib's authorizer slot: allows every letter, because ``FileSession`` decides."""
+
+    def has_perm(self, username: str, perm: str, path: str | None = None) -> bool:
+        return True
+
+    def get_perms(self, username: str) -> str:
+        return "elr"
+
+    def get_msg_quit(self, username: str) -> str:
+        return "Goodbye."
+
+    def impersonate_user(self, username: str, password: str) -> None:
+        pass
+
+    def terminate_impersonation(self, username: str) -> None:
+        pass
+
+
+class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
+    """One FTPS control connection. ``FtpsService`` subclasses it with its settings."""
+
+    # Set by FtpsService on its own subclass (never on this class).
+    instance: Instance
+    cert_file: Path
+    key_file: Path
+    login_timeout = 30
+    require_session_reuse = True
+    # pyftpdlib's own instance state, declared for the type checker.
+    authenticated: bool
+    username: str
+    _restart_position: int
+
+    tls_control_required = True
+    tls_data_required = True
+    dtp_handler = DataChannel
+    abstracted_fs = SessionFS
+    authorizer = _Rules()
+    banner = "intake FTPS ready (explicit FTPS: AUTH TLS required)."
+    permit_foreign_addresses = False
+    permit_privileged_ports = False
+    use_sendfile = False
+    max_login_attempts = 3
+    proto_cmds = {
+        cmd: spec for cmd, spec in TLS_FTPHandler.proto_cmds.items() if cmd not in ("REIN", "STOU")
+    }
+
+    @classmethod
+    def get_ssl_context(cls) -> Any:
+        return tls_context(cls.cert_file, cls.key_file)
+
+    def __init__(self, conn: socket.socket, server: Any, ioloop: Any = None) -> None:
+        self.files: FileSession | None = None
+        self.account: Account | None = None
+        self.end_reason = ""
+        self.accepted = time.monotonic()
+        self._tried: str | None = None
+        self._login_audited = False
+        self._finished = False
+        super().__init__(conn, server, ioloop)
+
+    # -- connection life -------------------------------------------------------------
+
+    def handle(self) -> None:
+        remaining = max(0.1, self.login_timeout - (time.monotonic() - self.accepted))
+        self.call_later(remaining, self._login_expired)
+        super().handle()
+
+    def _login_expired(self) -> None:
+        if self.authenticated or self._closed:
+            return
+        self._login_audited = True
+        self.instance.auth.failed_session(self._tried, self.remote_ip, PROTOCOL, "login timeout")
+        if self._ssl_accepting:
+            self.close()
+            return
+        self.respond("421 Login timeout.")
+        self.close_when_done()
+
+    def handle_timeout(self) -> None:
+        self.end_reason = "idle timeout"
+        super().handle_timeout()
+
+    def finish(self, reason: str = "") -> None:
+        """The connection is over: open uploads are interrupted, a login never made is audited."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.files is not None:
+            self.files.end(reason or self.end_reason or "connection closed before the upload ended")
+        elif self._tried is not None and not self._login_audited:
+            self.instance.auth.failed_session(
+                self._tried, self.remote_ip, PROTOCOL, "connection closed before login"
+            )
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._closed:
+                self.finish()
+
+    # -- commands --------------------------------------------------------------------
+
+    def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
+        if cmd in ("USER", "PASS") and not self._ssl_established:
+            self.respond("530 TLS required: use explicit FTPS (AUTH TLS) before logging in.")
+            if cmd == "USER" and not self._login_audited:
+                self._login_audited = True
+                self.instance.auth.failed_session(
+                    args[0], self.remote_ip, PROTOCOL, "login without TLS refused"
+                )
+            return
+        super().process_command(cmd, *args, **kwargs)
+
+    def ftp_USER(self, line: str) -> None:
+        if self.authenticated:
+            self.respond("503 Already logged in; reconnect to log in as someone else.")
+            return
+        self._tried = line
+        super().ftp_USER(line)
+
+    def ftp_PASS(self, line: str) -> None:
+        if self.authenticated:
+            self.respond("503 User already authenticated.")
+            return
+        if not self.username:
+            self.respond("503 Login with USER first.")
+            return
+        # Runs in this connection's own thread: the hash never stalls another client.
+        account = self.instance.auth.password(self.username, line, self.remote_ip, PROTOCOL)
+        if account is None:
+            self._login_audited = True
+            self.handle_auth_failed("Authentication failed.", "")
+            return
+        self._login_audited = True
+        self.instance.auth.succeeded(account, self.remote_ip, PROTOCOL, "password")
+        self.account = account
+        self.files = FileSession(
+            account,
+            self.remote_ip,
+            PROTOCOL,
+            self.instance.storage,
+            self.instance.audit,
+            self.instance.listeners,
+        )
+        self.authenticated = True
+        self.attempted_logins = 0
+        self.fs = self.abstracted_fs("/", self)
+        self.respond("230 Login successful.")
+
+    def ftp_STOR(self, file: str, mode: str = "w") -> str | None:
+        if self._restart_position:
+            self._restart_position = 0
+            assert self.files is not None
+            self.files.refused("upload", "resume refused: an upload starts at byte 0", file)
+            self.respond("554 Resuming an upload is refused: send the whole file.")
+            return None
+        result: str | None = super().ftp_STOR(file, mode)
+        return result
+
+    def ftp_MFMT(self, path: str, timeval: str) -> None:
+        try:
+            self.fs.utime(path, 0)
+        except Exception:
+            self.respond("550 Permission denied.")
+
+    def ftp_RMD(self, path: str) -> None:
+        try:
+            self.fs.rmdir(path)
+        except Exception:
+            self.respond("550 Permission denied.")
+
+    def _make_eport(self, ip: str, port: int) -> None:
+        remote = self.remote_ip.removeprefix("::ffff:")
+        if ip != remote and self.files is not None:
+            self.files.refused("port", f"active data connection to {ip}:{port} (FTP bounce)")
+        super()._make_eport(ip, port)
+
+
+class _ServerView:
+    """What pyftpdlib's handlers read from their "server", per connection: no shared state."""
+
+    def __init__(self, client: socket.socket) -> None:
+        self.socket = client  # PassiveDTP reads its address family
+        self.backlog = 5
+        self.ip_map: list[str] = []  # pyftpdlib's per-IP count; the guard does it here
+
+    def _accept_new_cons(self) -> bool:
+        return True
+
+
+def _refuse(client: socket.socket) -> None:
+    client.sendall(b"421 Service not available, closing control connection.\r\n")
+
+
+class FtpsService:
+    """Each connection runs in its own thread (the shared listener), with its own IOLoop."""
+
+    def __init__(self, instance: Instance, settings: FtpsSection) -> None:
+        self._instance = instance
+        self._settings = settings
+        self._handler: type[ControlChannel] | None = None
+        self._listener = ThreadedListener("ftps", instance.guard, self._run, refuse=_refuse)
+
+    def _handler_class(self) -> type[ControlChannel]:
+        keys = self._instance.config.keys_dir
+        cert, key = keys / TLS_CERT_FILE, keys / TLS_KEY_FILE
+        check_tls_files(cert, key)
+        low, high = self._settings.passive_ports
+        attributes = {
+            "instance": self._instance,
+            "cert_file": cert,
+            "key_file": key,
+            "login_timeout": self._settings.login_timeout,
+            "timeout": self._settings.idle_timeout,
+            "require_session_reuse": self._settings.require_session_reuse,
+            "passive_ports": range(low, high + 1),
+            "masquerade_address": self._settings.masquerade_address or None,
+        }
+        return type("IntakeControlChannel", (ControlChannel,), attributes)
+
+    def start(self, listen: Listen) -> tuple[str, int]:
+        self._handler = self._handler_class()
+        return self._listener.start(listen)
+
+    def _run(self, client: socket.socket, ip: str, accepted: float) -> None:
+        assert self._handler is not None
+        stopping = self._listener.stopping
+        ioloop = IOLoop()
+        handler: ControlChannel | None = None
+        try:
+            handler = self._handler(client, _ServerView(client), ioloop=ioloop)
+            handler.accepted = accepted
+            if handler.connected:
+                handler.handle()
+            wait = POLL_SECONDS
+            # A failed login takes the control channel out of the loop for a few seconds
+            # (pyftpdlib's delay before its 530): keep running the timers meanwhile.
+            while (ioloop.socket_map or not handler._closed) and not stopping.is_set():
+                if ioloop.socket_map:
+                    ioloop.poll(wait)
+                else:
+                    time.sleep(wait)
+                soonest = ioloop.sched.poll()
+                wait = POLL_SECONDS if soonest is None else max(0.0, min(POLL_SECONDS, soonest))
+        finally:
+            if handler is not None and stopping.is_set():
+                handler.end_reason = "server shutting down"
+            ioloop.close()
+            if handler is not None:
+                handler.finish()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening, end every session (open uploads become interrupted), wait."""
+        self._listener.stop_accepting()
+        self._listener.join(timeout)

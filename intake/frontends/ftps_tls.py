@@ -1,0 +1,173 @@
+"""TLS for FTPS: the per-connection context and the data connection (pyOpenSSL + pyftpdlib).
+
+Rules:
+- TLS 1.2 only, ECDHE with AES-GCM or ChaCha20, no compression, no renegotiation, no
+  session tickets. TLS 1.3 would send session tickets on data connections, which cuts the
+  tail of uploads (the client closes with them unread), pyOpenSSL cannot turn them off per
+  connection, and a data connection can only resume a session of the control's version.
+- ``tls_context`` builds a fresh context (its own session cache and session-id context)
+  for each control connection; its data connections use that context only.
+- A data connection is accepted only when it resumed its control connection's session:
+  same master secret (TLS 1.2 keeps it across resumption; a full handshake, or a session
+  from any other connection, has another). Refused: audited ``denied``, 522 reply.
+- Nothing is sent on a data connection before its handshake is done.
+- An upload is received only when the client ended the data connection with its TLS
+  close_notify (every byte it meant to send has arrived); otherwise it is interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from OpenSSL import SSL
+from pyftpdlib.handlers import TLS_DTPHandler
+from pyftpdlib.handlers.ftp.data import DTPHandler
+
+from intake.core.errors import Denied, StartupError
+from intake.frontends.ftps_fs import CUT_REASON, UploadFile
+
+if TYPE_CHECKING:
+    from intake.frontends.ftps import ControlChannel
+
+log = logging.getLogger("intake.ftps")
+CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20"
+TLS_SESSION_SECONDS = 24 * 3600  # the control connection's session must outlive its transfers
+
+
+def tls_context(cert: Path, key: Path) -> SSL.Context:
+    """A fresh server context (own session cache): one per control connection."""
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_options(
+        SSL.OP_NO_COMPRESSION
+        | SSL.OP_CIPHER_SERVER_PREFERENCE
+        | SSL.OP_NO_TICKET
+        | getattr(SSL, "OP_NO_RENEGOTIATION", 0)
+    )
+    ctx.set_cipher_list(CIPHERS)
+    ctx.use_certificate_chain_file(str(cert))
+    ctx.use_privatekey_file(str(key))
+    ctx.check_privatekey()
+    ctx.set_session_id(os.urandom(16))
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+    ctx.set_timeout(TLS_SESSION_SECONDS)
+    return ctx
+
+
+def check_tls_files(cert: Path, key: Path) -> None:
+    """``StartupError`` unless the certificate and key load and match."""
+    try:
+        tls_context(cert, key)
+    except (OSError, SSL.Error) as exc:
+        raise StartupError(f"ftps: cannot use {cert} and {key}: {exc}") from None
+
+
+class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
+    """A data connection: must resume its control session; tells finished from cut uploads."""
+
+    def __init__(self, sock: socket.socket, cmd_channel: ControlChannel) -> None:
+        self._refusal: str | None = None
+        self._settled = False
+        super().__init__(sock, cmd_channel)
+
+    def handle_ssl_established(self) -> None:
+        control: ControlChannel = self.cmd_channel
+        if (
+            control.require_session_reuse
+            and self.socket.master_key() != control.socket.master_key()
+        ):
+            self._refusal = "data connection did not resume the control connection's TLS session"
+            if control.files is not None:
+                control.files.refused("data connection", self._refusal)
+            self._resp = (
+                "522 Data connection must resume the TLS session of the control connection"
+                " (session reuse required).",
+                log.info,
+            )
+            self.close()
+            return
+        if not self.receive and self.producer_fifo:
+            self.initiate_send()  # what waited for the handshake (see ``initiate_send``)
+
+    def initiate_send(self) -> None:
+        # pyftpdlib starts sending (and, for an empty listing or file, closes) as soon as
+        # the transfer is queued, before the TLS handshake ends: the client then sees a
+        # connection cut in its handshake. Nothing is sent before the handshake is done.
+        if self._ssl_requested and not self._ssl_established:
+            return
+        super().initiate_send()
+
+    def send(self, data: bytes) -> int:
+        if not data:  # SSL_write of nothing reads as a broken connection to pyftpdlib
+            return 0
+        sent: int = super().send(data)
+        return sent
+
+    def recv(self, buffer_size: int) -> bytes:
+        try:
+            data: bytes = super().recv(buffer_size)
+        except SSL.Error:
+            # OpenSSL 3 reports a TCP close without close_notify as an error: a cut upload.
+            DTPHandler.handle_close(self)
+            return b""
+        return data
+
+    def _clean_end(self) -> bool:
+        """True once the client sent its TLS close_notify: every byte it meant has arrived."""
+        sock = self.socket
+        if not self._ssl_established or not isinstance(sock, SSL.Connection):
+            return False
+        return bool(sock.get_shutdown() & SSL.RECEIVED_SHUTDOWN)
+
+    def _settle(self) -> None:
+        upload = self.file_obj
+        if not isinstance(upload, UploadFile) or upload.closed:
+            return
+        # pyftpdlib answers 226 to any end of a receiving connection; only a clean end is one.
+        said_complete = bool(self._resp) and self._resp[0].startswith("226")
+        if self._refusal is None and self.receive and self._clean_end():
+            try:
+                upload.commit()
+            except Denied:
+                self.transfer_finished = False
+                self._resp = ("550 Permission denied.", log.info)
+            except Exception:
+                log.exception("ftps: storing %s failed", upload.name)
+                upload.abort("the server could not store the file")
+                self.transfer_finished = False
+                self._resp = ("451 Local error: the file was not stored.", log.warning)
+            return
+        upload.abort(self._refusal or self.cmd_channel.end_reason or CUT_REASON)
+        self.transfer_finished = False
+        if said_complete:
+            self._resp = (
+                "426 Connection closed without TLS close_notify; upload not received.",
+                log.info,
+            )
+
+    def close(self) -> None:
+        if not self._settled and not self._closed:
+            self._settled = True
+            try:
+                self._settle()
+            except Exception:
+                log.exception("ftps: ending a data connection failed")
+        super().close()
+
+    def handle_error(self) -> None:
+        upload = self.file_obj
+        if isinstance(upload, UploadFile) and upload.failed:
+            # The disk failed, not TLS: end the connection with a close_notify, so the
+            # client keeps its TLS session usable for the next data connection.
+            self._resp = ("451 Local error: the upload failed; the file was not stored.", log.info)
+        else:
+            self._error = True
+            log.warning("ftps: data connection error", exc_info=True)
+            if not self._resp:
+                self._resp = ("426 Transfer aborted.", log.info)
+        self.close()
