@@ -3,6 +3,7 @@
 Rules:
 - One file per UTC month, ``log/audit-YYYY-MM.jsonl``, opened ``O_APPEND``; each record is
   one ``os.write`` of one line, then ``fsync``: a record the server reported is on disk.
+  A bulk job may group its own records under one ``fsync`` (``batch``).
 - Every record has ``ts`` (ISO-8601 UTC from the injected clock) and ``event``; the other
   fields are those of INTERFACE.md (``account``, ``ip``, ``protocol``, ``path``, ``size``,
   ``sha256``, ``reason``, ...).
@@ -20,6 +21,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +64,12 @@ class _MonthlyAppendSink:
         self._lock = threading.Lock()
         self._month = ""
         self._fd = -1
+        self._batch = threading.local()
 
     def _fd_for(self, month: str) -> int:
         if month != self._month:
             if self._fd >= 0:
+                os.fsync(self._fd)
                 os.close(self._fd)
             path = self._dir / f"{FILE_PREFIX}{month}{FILE_SUFFIX}"
             self._fd = os.open(
@@ -79,9 +83,26 @@ class _MonthlyAppendSink:
         with self._lock:
             fd = self._fd_for(self._clock.now().strftime("%Y-%m"))
             os.write(fd, data)
-            os.fsync(fd)
+            if getattr(self._batch, "depth", 0):
+                self._batch.dirty = True
+            else:
+                os.fsync(fd)
 
     info = msg
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Records this thread writes inside are fsynced once, at the end."""
+        self._batch.depth = getattr(self._batch, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._batch.depth -= 1
+            if not self._batch.depth and getattr(self._batch, "dirty", False):
+                self._batch.dirty = False
+                with self._lock:
+                    if self._fd >= 0:
+                        os.fsync(self._fd)
 
     def close(self) -> None:
         with self._lock:
@@ -124,6 +145,11 @@ class AuditLog:
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}")
         self._logger.info(event, **fields)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A bulk job's records (a scan of 100 000 files) are fsynced once, at the end;
+        other threads' records are still fsynced one by one."""
+        return self._sink.batch()
 
     def close(self) -> None:
         self._sink.close()
