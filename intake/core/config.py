@@ -81,6 +81,15 @@ class VendorSection:
 
 
 @dataclass(frozen=True)
+class SweeperSection:
+    interval: int = 0  # seconds between sweeps inside serve; 0 (written "") = off
+    forward_verify: str = "size"  # "size" | "sha256" (read the vendor's copy back)
+    forward_timeout: int = 30  # seconds to connect or wait on the vendor
+    retry_after: int = 300  # seconds before a failed forward is tried again, doubled ...
+    retry_max: int = 21600  # ... up to this
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole instance's configuration, with its folder layout."""
 
@@ -91,6 +100,7 @@ class Config:
     ftps: FtpsSection = field(default_factory=FtpsSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     vendor: VendorSection = field(default_factory=VendorSection)
+    sweeper: SweeperSection = field(default_factory=SweeperSection)
 
     @property
     def keys_dir(self) -> Path:
@@ -154,6 +164,14 @@ user = ""
 key = ""                          # private key file
 known_hosts = ""                  # OpenSSH known_hosts file pinning the vendor's host key
 remote_dir = "/"
+
+[sweeper]                         # retention policies (policies/*.toml) and forwarding
+interval = ""                     # e.g. "15 minutes": serve sweeps that often; "" = off
+                                  # (the systemd timer intake-sweep.timer runs it nightly)
+forward_verify = "size"           # "size", or "sha256" to read the vendor's copy back
+forward_timeout = 30              # seconds to connect to or wait on the vendor
+retry_after = "5 minutes"         # a failed forward waits this long before it is retried,
+retry_max = "6 hours"             # doubled at each failure up to this
 """
 
 
@@ -185,10 +203,34 @@ _SECTIONS: dict[str, type] = {
     "ftps": FtpsSection,
     "limits": LimitsSection,
     "vendor": VendorSection,
+    "sweeper": SweeperSection,
 }
+_INTERVAL_KEYS = frozenset({"sweeper.interval", "sweeper.retry_after", "sweeper.retry_max"})
+_INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_CHOICES = {"sweeper.forward_verify": ("size", "sha256")}
+
+
+def parse_interval(text: str, file: str, key: str) -> int:
+    """``"15 minutes"`` → 900 (seconds, also hours, days, seconds); ``""`` → 0 (off)."""
+    words = text.split()
+    if not words:
+        return 0
+    unit = words[-1].lower().removesuffix("s") if len(words) == 2 else ""
+    if len(words) != 2 or not words[0].isdigit() or unit not in _INTERVAL_UNITS:
+        raise ConfigError(file, key, f'expected "N seconds|minutes|hours|days" or "", got {text!r}')
+    seconds = int(words[0]) * _INTERVAL_UNITS[unit]
+    if seconds <= 0:
+        raise ConfigError(file, key, 'expected a positive interval (or "" for off)')
+    return seconds
 
 
 def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
+    if key in _INTERVAL_KEYS:
+        if not isinstance(value, str):
+            raise ConfigError(file, key, 'expected a string like "15 minutes"')
+        return parse_interval(value, file, key)
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(file, key, f"expected one of {', '.join(_CHOICES[key])}")
     if isinstance(default, Listen):
         if not isinstance(value, str):
             raise ConfigError(file, key, "expected a string")

@@ -1,0 +1,431 @@
+"""Forwarding to the vendor: a REAL OpenSSH ``sshd`` on loopback plays the vendor.
+
+The fixture starts ``/usr/sbin/sshd -D`` with its own config in a root-owned folder under
+``/run`` (OpenSSH refuses a chroot below the world-writable ``/tmp``): a generated host
+key, ``ChrootDirectory`` + ``ForceCommand internal-sftp``, root logging in with a key.
+What is checked is what the vendor and an auditor see: the files in the vendor's folder
+(byte for byte), ``intake catalog show``, and the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from intake.services.sweeper import RunLock
+from tests.clients import SftpClient
+from tests.conftest import INTAKE, PASSWORD, ServeProcess, TestInstance
+
+SSHD = "/usr/sbin/sshd"
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(SSHD), reason="needs root and OpenSSH sshd"
+)
+LATER = "2031-01-01T00:00:00Z"  # every file is due; every retry's backoff is over
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@dataclass
+class Vendor:
+    """The vendor's SFTP server: ``upload`` is its ``/upload`` folder."""
+
+    base: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def upload(self) -> Path:
+        return self.root / "upload"
+
+    @property
+    def client_key(self) -> Path:
+        return self.base / "client"
+
+    def known_hosts_line(self) -> str:
+        kind, blob = (self.base / "hostkey.pub").read_text().split()[:2]
+        return f"[127.0.0.1]:{self.port} {kind} {blob}\n"
+
+    def start(self) -> None:
+        for _attempt in range(5):
+            self.port = self.port or free_port()
+            self.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.base / "sshd_config"), "-p", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                stderr=open(self.base / "sshd.log", "ab"),  # noqa: SIM115 - the child keeps it
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+            self.port = 0  # taken meanwhile: try another
+        raise AssertionError(f"sshd did not start: {(self.base / 'sshd.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def files(self) -> dict[str, bytes]:
+        """Every file in the vendor's folder, by path relative to it."""
+        return {
+            str(p.relative_to(self.upload)): p.read_bytes()
+            for p in sorted(self.upload.rglob("*"))
+            if p.is_file()
+        }
+
+    def clear(self) -> None:
+        shutil.rmtree(self.upload)
+        self.upload.mkdir()
+
+
+@pytest.fixture(scope="module")
+def vendor() -> Iterator[Vendor]:
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+    base = Path(tempfile.mkdtemp(prefix="intake-vendor-", dir="/run"))
+    try:
+        base.chmod(0o755)
+        v = Vendor(base)
+        v.upload.mkdir(parents=True)
+        v.root.chmod(0o755)
+        keygen(base / "hostkey")
+        keygen(v.client_key)
+        shutil.copy(base / "client.pub", base / "authorized_keys")
+        (base / "sshd_config").write_text(
+            f"HostKey {base}/hostkey\n"
+            f"PidFile {base}/sshd.pid\n"
+            f"AuthorizedKeysFile {base}/authorized_keys\n"
+            "ListenAddress 127.0.0.1\n"
+            "StrictModes no\nUsePAM no\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "AllowTcpForwarding no\nX11Forwarding no\n"
+            "Subsystem sftp internal-sftp\n"
+            f"ChrootDirectory {v.root}\n"
+            "ForceCommand internal-sftp\n"
+            "LogLevel VERBOSE\n"
+        )
+        v.start()
+        yield v
+        v.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def forwarding(instance: TestInstance, vendor: Vendor) -> Iterator[TestInstance]:
+    """An instance whose ``[vendor]`` is the test sshd, its host key pinned."""
+    if vendor.proc is None:
+        vendor.start()
+    vendor.clear()
+    (instance.root / "vendor_known_hosts").write_text(vendor.known_hosts_line())
+    with instance.config_file.open("a") as conf:
+        conf.write(
+            "[vendor]\n"
+            'host = "127.0.0.1"\n'
+            f"port = {vendor.port}\n"
+            'user = "root"\n'
+            f'key = "{vendor.client_key}"\n'
+            'known_hosts = "vendor_known_hosts"\n'
+            'remote_dir = "/upload"\n'
+        )
+    instance.add_account("tech", role="technician")
+    instance.add_account("mairie-a", role="member")
+    yield instance
+    if vendor.proc is None:
+        vendor.start()
+
+
+def deposit(instance: TestInstance, rel: str, data: bytes, member: str | None = None) -> int:
+    """A file put on disk (outbox, or a member's area), catalogued by ``intake catalog scan``."""
+    if member is None:
+        path = instance.root / "data" / "outbox" / "tech" / rel
+    else:
+        path = instance.area(member) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    instance.cli("catalog", "scan", check=True)
+    entries = json.loads(instance.cli("catalog", "list", "--json", check=True).stdout)
+    wanted = f"/outbox/{rel}" if member is None else f"/{rel}"
+    return int(next(e["id"] for e in entries if e["path"] == wanted))
+
+
+def entry(instance: TestInstance, entry_id: int) -> dict[str, object]:
+    shown = json.loads(instance.cli("catalog", "show", str(entry_id), "--json", check=True).stdout)
+    return shown.get("entry", shown)  # type: ignore[no-any-return]
+
+
+def sweep(instance: TestInstance, *args: str) -> subprocess.CompletedProcess[str]:
+    return instance.cli("sweep", "--json", *args)
+
+
+class TestForwarding:
+    def test_uploaded_outbox_file_arrives_byte_identical(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """A technician's SFTP upload to /outbox/ is on the vendor after the sweep, byte for byte,
+        then gone from intake with a certificate."""
+        from intake.frontends.daemon import Daemon
+
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        inst = forwarding.open()
+        daemon = Daemon(inst)
+        host, port = daemon.start()["sftp"]
+        try:
+            client = SftpClient(host, port, "tech", PASSWORD)
+            client.mkdir("/outbox/2026")
+            client.upload("/outbox/2026/erp-dump.bak", data)
+            client.close()
+        finally:
+            daemon.stop()
+            inst.close()
+        done = sweep(forwarding)
+        assert 0 == done.returncode, done.stderr
+        assert {"2026/erp-dump.bak": data} == vendor.files()
+        report = json.loads(done.stdout)
+        assert (1, 1, 0) == (
+            report["summary"]["forwarded"],
+            report["summary"]["destroyed"],
+            report["summary"]["failed"],
+        )
+        assert not (forwarding.root / "data/outbox/tech/2026/erp-dump.bak").exists()
+        (forwarded,) = forwarding.audit("forwarded")
+        assert "/upload/2026/erp-dump.bak" == forwarded["remote_path"]
+        assert hashlib.sha256(data).hexdigest() == forwarded["sha256"]
+        (certificate,) = forwarding.audit("destroyed")
+        assert ("tech", "/outbox/2026/erp-dump.bak", len(data), "outbox", "verified") == (
+            certificate["account"],
+            certificate["path"],
+            certificate["size"],
+            certificate["policy"],
+            certificate["integrity"],
+        )
+
+    def test_wrong_pinned_key_sends_nothing(
+        self, forwarding: TestInstance, vendor: Vendor, tmp_path: Path
+    ) -> None:
+        """A vendor whose host key is not the pinned one gets nothing; the failure is audited."""
+        other = keygen(tmp_path / "impostor")
+        kind, blob = other.with_suffix(".pub").read_text().split()[:2]
+        (forwarding.root / "vendor_known_hosts").write_text(
+            f"[127.0.0.1]:{vendor.port} {kind} {blob}\n"
+        )
+        entry_id = deposit(forwarding, "x.bak", b"secret payload")
+        done = sweep(forwarding, "--now", LATER)
+        assert 1 == done.returncode
+        assert {} == vendor.files()
+        (failed,) = forwarding.audit("forward.failed")
+        assert "host key changed" in str(failed["reason"])
+        assert entry_id == failed["entry"]
+        assert "received" == entry(forwarding, entry_id)["state"]
+        assert (forwarding.root / "data/outbox/tech/x.bak").exists()
+        assert "host key changed" in done.stderr
+
+    def test_unpinned_vendor_is_not_contacted(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """A known_hosts file without the vendor's host: no connection, the failure audited."""
+        (forwarding.root / "vendor_known_hosts").write_text(
+            vendor.known_hosts_line().replace(f"]:{vendor.port}", f"]:{vendor.port + 1}")
+        )
+        deposit(forwarding, "x.bak", b"payload")
+        log_before = (vendor.base / "sshd.log").read_text()
+        assert 1 == sweep(forwarding, "--now", LATER).returncode
+        (failed,) = forwarding.audit("forward.failed")
+        assert "no host key pinned" in str(failed["reason"])
+        assert {} == vendor.files()
+        assert log_before == (vendor.base / "sshd.log").read_text()  # never connected
+
+    def test_vendor_down_then_up(self, forwarding: TestInstance, vendor: Vendor) -> None:
+        """Vendor down: an audited failure, the file waits (backoff); up: sent at a later sweep."""
+        data = os.urandom(100_000)
+        entry_id = deposit(forwarding, "later.bak", data)
+        vendor.stop()
+        down = sweep(forwarding, "--now", "2031-01-01T00:00:00Z")
+        assert 1 == down.returncode
+        assert "cannot reach the vendor" in json.loads(down.stdout)["failures"][0]["reason"]
+        vendor.start()
+        soon = sweep(forwarding, "--now", "2031-01-01T00:01:00Z")  # within the backoff
+        assert 0 == soon.returncode
+        assert [entry_id] == [w["id"] for w in json.loads(soon.stdout)["waiting"]]
+        assert {} == vendor.files()
+        up = sweep(forwarding, "--now", "2031-01-01T01:00:00Z")
+        assert 0 == up.returncode, up.stderr
+        assert {"later.bak": data} == vendor.files()
+        assert 1 == len(forwarding.audit("forward.failed"))
+        assert "destroyed" == entry(forwarding, entry_id)["state"]
+
+    def test_interrupted_forward_is_redone_cleanly(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """A sweep killed while sending leaves only a temporary name on the vendor; the next
+        sweep replaces it and the vendor ends with the whole file, under its name, once."""
+        data = os.urandom(96 * 1024 * 1024)
+        deposit(forwarding, "big.bak", data)
+        proc = subprocess.Popen(
+            [*INTAKE, "--config", str(forwarding.config_file), "sweep", "--now", LATER],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        partial: list[Path] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            partial = [p for p in vendor.upload.iterdir() if p.stat().st_size > 1024 * 1024]
+            if partial:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert partial, "the sweep finished before it could be interrupted"
+        names = [p.name for p in vendor.upload.iterdir()]
+        assert "big.bak" not in names  # never a partial file under the real name
+        assert all(n.endswith(".intake-part") for n in names)
+        done = sweep(forwarding, "--now", LATER)
+        assert 0 == done.returncode, done.stderr
+        assert ["big.bak"] == sorted(vendor.files())
+        assert (
+            hashlib.sha256(data).hexdigest()
+            == hashlib.sha256((vendor.upload / "big.bak").read_bytes()).hexdigest()
+        )
+
+    def test_renamed_but_unrecorded_forward_is_not_sent_twice(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """If a run was cut after the rename, the vendor's identical copy is recognised."""
+        data = b"already there\n"
+        entry_id = deposit(forwarding, "dup.bak", data)
+        (vendor.upload / "dup.bak").write_bytes(data)
+        assert 0 == sweep(forwarding, "--now", LATER).returncode
+        (forwarded,) = forwarding.audit("forwarded")
+        assert (entry_id, True) == (forwarded["entry"], forwarded["resumed"])
+
+    def test_other_file_on_the_vendor_is_never_overwritten(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """A different file with the same name at the vendor stays; the forward fails, audited."""
+        entry_id = deposit(forwarding, "name.bak", b"ours")
+        (vendor.upload / "name.bak").write_bytes(b"theirs, older")
+        assert 1 == sweep(forwarding, "--now", LATER).returncode
+        assert {"name.bak": b"theirs, older"} == vendor.files()
+        (failed,) = forwarding.audit("forward.failed")
+        assert "not overwritten" in str(failed["reason"])
+        assert "received" == entry(forwarding, entry_id)["state"]
+
+    def test_sha256_read_back(self, forwarding: TestInstance, vendor: Vendor) -> None:
+        """With forward_verify = "sha256" the vendor's copy is read back before the rename."""
+        with forwarding.config_file.open("a") as conf:
+            conf.write('[sweeper]\nforward_verify = "sha256"\n')
+        data = os.urandom(300_000)
+        deposit(forwarding, "checked.bak", data)
+        assert 0 == sweep(forwarding, "--now", LATER).returncode
+        assert {"checked.bak": data} == vendor.files()
+        assert "sha256" == forwarding.audit("forwarded")[0]["verify"]
+
+    def test_forwarding_off_waits(self, instance: TestInstance) -> None:
+        """With no [vendor] host, outbox files wait in the outbox and the sweep says so."""
+        instance.add_account("tech", role="technician")
+        entry_id = deposit(instance, "wait.bak", b"w")
+        done = sweep(instance, "--now", LATER)
+        assert 0 == done.returncode
+        (waiting,) = json.loads(done.stdout)["waiting"]
+        assert entry_id == waiting["id"]
+        assert "forwarding is off" in waiting["reason"]
+        assert (instance.root / "data/outbox/tech/wait.bak").exists()
+
+
+class TestForwardCommand:
+    def test_member_backup_sent_from_the_host(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """``intake forward ID`` sends a member's backup without a download; it stays here."""
+        data = os.urandom(50_000)
+        entry_id = deposit(forwarding, "db/2026-11-26.sql.gz", data, member="mairie-a")
+        done = forwarding.cli("forward", str(entry_id))
+        assert 0 == done.returncode, done.stderr
+        assert "forwarded to /upload/mairie-a/db/2026-11-26.sql.gz" in done.stdout
+        assert {"mairie-a/db/2026-11-26.sql.gz": data} == vendor.files()
+        assert (forwarding.area("mairie-a") / "db/2026-11-26.sql.gz").exists()
+        shown = entry(forwarding, entry_id)
+        assert "forwarded" == shown["state"]
+        assert shown["forwarded_at"]
+        (record,) = forwarding.audit("forwarded")
+        assert ("cli", entry_id) == (record["protocol"], record["entry"])
+        again = forwarding.cli("forward", str(entry_id))
+        assert 0 == again.returncode
+        assert "already forwarded" in again.stdout
+
+    def test_refused_while_a_sweep_runs(self, forwarding: TestInstance) -> None:
+        """``intake forward`` never runs beside a sweep: one line, exit 1, nothing sent."""
+        entry_id = deposit(forwarding, "x.sql", b"x", member="mairie-a")
+        with RunLock(forwarding.root / "state"):
+            done = forwarding.cli("forward", str(entry_id))
+        assert 1 == done.returncode
+        assert "another sweep or forward is running" in done.stderr
+        assert "received" == entry(forwarding, entry_id)["state"]
+
+    def test_unknown_entry_and_bad_id(self, forwarding: TestInstance) -> None:
+        """An unknown entry is exit 1, a non-number exit 2, each one line on stderr."""
+        missing = forwarding.cli("forward", "999")
+        bad = forwarding.cli("forward", "abc")
+        assert (1, 2) == (missing.returncode, bad.returncode)
+        assert 1 == len(missing.stderr.strip().splitlines())
+
+    def test_forwarding_off_is_a_usage_error(self, instance: TestInstance) -> None:
+        """Without [vendor] host, ``intake forward`` says how to turn it on (exit 2)."""
+        instance.add_account("mairie-a", role="member")
+        entry_id = deposit(instance, "x.sql", b"x", member="mairie-a")
+        done = instance.cli("forward", str(entry_id))
+        assert 2 == done.returncode
+        assert "forwarding is off" in done.stderr
+
+
+class TestServeSweeper:
+    def test_serve_forwards_by_itself(self, forwarding: TestInstance, vendor: Vendor) -> None:
+        """With ``[sweeper] interval``, ``intake serve`` forwards a technician's upload and
+        then destroys it, with no command run; SIGTERM still stops it cleanly."""
+        with forwarding.config_file.open("a") as conf:
+            conf.write('[sweeper]\ninterval = "1 second"\n')
+        data = os.urandom(200_000)
+        serve = ServeProcess(forwarding)
+        try:
+            client = SftpClient(*serve.addresses["sftp"], "tech", PASSWORD)
+            client.upload("/outbox/auto.bak", data)
+            client.close()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not forwarding.audit("destroyed"):
+                time.sleep(0.1)
+        finally:
+            assert 0 == serve.signal(signal.SIGTERM)
+        assert {"auto.bak": data} == vendor.files()
+        assert not (forwarding.root / "data/outbox/tech/auto.bak").exists()
+        (cert,) = forwarding.audit("destroyed")
+        assert ("outbox", "sweeper") == (cert["policy"], cert["protocol"])

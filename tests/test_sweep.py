@@ -1,0 +1,295 @@
+"""``intake sweep`` end to end, with ``--now``: what an operator and an auditor see.
+
+Entries reach the catalog through real uploads (the in-process server) or through files
+on disk and ``intake catalog scan``; their ``received_at`` is the server's clock, so
+``--now`` far ahead makes them due. Checked: the disk, ``intake catalog``, the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from intake.adapters.audit import AuditLog
+from intake.adapters.catalog import Catalog
+from intake.core.clock import FixedClock, SystemClock, isoformat, parse_iso
+from intake.core.durations import add_months
+from intake.services.sweeper import RunLock
+from tests.clients import SftpClient
+from tests.conftest import INTAKE, PASSWORD, RunningServer, ServeProcess, TestInstance
+
+FAR = "2040-01-01T00:00:00Z"
+
+
+def drop(instance: TestInstance, member: str, files: dict[str, bytes]) -> None:
+    """Files put into a member's area by hand, then catalogued by ``intake catalog scan``."""
+    for rel, data in files.items():
+        path = instance.area(member) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    instance.cli("catalog", "scan", check=True)
+
+
+def catalog(instance: TestInstance) -> dict[str, dict[str, object]]:
+    listed = json.loads(instance.cli("catalog", "list", "--json", check=True).stdout)
+    return {f"{e['account']}:{e['path']}": e for e in listed}
+
+
+def sweep(instance: TestInstance, *args: str) -> subprocess.CompletedProcess[str]:
+    return instance.cli("sweep", *args)
+
+
+class TestSweep:
+    def test_expired_destroyed_unexpired_kept(
+        self, server: RunningServer, instance: TestInstance
+    ) -> None:
+        """Uploaded backups are destroyed from three months after arrival, and not before."""
+        instance.add_account("mairie-a")
+        client = SftpClient(*server.sftp, "mairie-a", PASSWORD)
+        client.upload("/lundi.sql.gz", b"monday" * 1000)
+        client.close()
+        received = parse_iso(str(catalog(instance)["mairie-a:/lundi.sql.gz"]["received_at"]))
+        due = add_months(received, 3)  # table-tested in test_durations.py
+        just_before = isoformat(due - dt.timedelta(microseconds=1))
+        kept = sweep(instance, "--now", just_before)
+        assert 0 == kept.returncode, kept.stderr
+        assert (instance.area("mairie-a") / "lundi.sql.gz").exists()
+        done = sweep(instance, "--now", isoformat(due))
+        assert 0 == done.returncode, done.stderr
+        assert not (instance.area("mairie-a") / "lundi.sql.gz").exists()
+        entry = catalog(instance)["mairie-a:/lundi.sql.gz"]
+        assert ("destroyed", "member-backups", isoformat(due)) == (
+            entry["state"],
+            entry["policy"],
+            entry["destroyed_at"],
+        )
+        assert "1 destroyed (5.9 KiB freed)" in done.stdout
+
+    def test_certificate_for_the_auditor(self, instance: TestInstance) -> None:
+        """Each destruction leaves one record: account, path, size, SHA-256, received,
+        destroyed, policy, and whether the content still matched."""
+        instance.add_account("mairie-a")
+        data = b"backup of 26 November"
+        drop(instance, "mairie-a", {"db.sql": data})
+        assert 0 == sweep(instance, "--now", FAR).returncode
+        (cert,) = instance.audit("destroyed")
+        received = catalog(instance)["mairie-a:/db.sql"]["received_at"]
+        assert {
+            "account": "mairie-a",
+            "path": "/db.sql",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "received_at": received,
+            "destroyed_at": "2040-01-01T00:00:00.000000Z",
+            "policy": "member-backups",
+            "integrity": "verified",
+            "protocol": "sweeper",
+        }.items() <= cert.items()
+        shown = instance.cli("audit", "show", "--event", "destroyed")
+        assert "mairie-a" in shown.stdout and "member-backups" in shown.stdout
+
+    def test_dry_run_destroys_nothing(self, instance: TestInstance) -> None:
+        """``--dry-run`` says what would go and which policy decides, and changes nothing."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"a.sql": b"a", "sub/b.sql": b"b"})
+        before = catalog(instance)
+        dry = sweep(instance, "--dry-run", "--now", FAR)
+        assert 0 == dry.returncode
+        assert "would destroy" in dry.stdout and "member-backups" in dry.stdout
+        assert "would destroy 2 (2 B)" in dry.stdout
+        assert before == catalog(instance)
+        assert (instance.area("mairie-a") / "sub/b.sql").exists()
+        assert [] == instance.audit("destroyed")
+        doc = json.loads(sweep(instance, "--dry-run", "--now", FAR, "--json").stdout)
+        assert [
+            ("/a.sql", "destroy", "member-backups"),
+            ("/sub/b.sql", "destroy", "member-backups"),
+        ] == [(d["path"], d["action"], d["policy"]) for d in doc["decisions"]]
+        assert 2 == doc["summary"]["planned"]["destroy"]
+
+    def test_unmatched_files_are_kept_and_reported(self, instance: TestInstance) -> None:
+        """With no policy for member areas, nothing is destroyed; each file is reported."""
+        (instance.root / "policies" / "member-backups.toml").unlink()
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"old.sql": b"old"})
+        done = sweep(instance, "--now", FAR, "--json")
+        assert 0 == done.returncode
+        doc = json.loads(done.stdout)
+        assert [("/old.sql", "unmatched", None)] == [
+            (d["path"], d["action"], d["policy"]) for d in doc["decisions"]
+        ]
+        assert (instance.area("mairie-a") / "old.sql").exists()
+        human = sweep(instance, "--now", FAR)
+        assert "kept, no policy" in human.stdout
+
+    def test_invalid_policy_stops_everything(self, instance: TestInstance) -> None:
+        """A bad policy file: exit 2, one line naming file and key, nothing destroyed."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"x"})
+        bad = instance.root / "policies" / "typo.toml"
+        bad.write_text('[match]\narea = "member"\n[retention]\nkeep = "0 days"\nthen = "destroy"\n')
+        done = sweep(instance, "--now", FAR)
+        assert 2 == done.returncode
+        assert f"{bad}: retention.keep:" in done.stderr
+        assert 1 == len(done.stderr.strip().splitlines())
+        assert (instance.area("mairie-a") / "db.sql").exists()
+
+    def test_altered_file_is_destroyed_and_said_so(self, instance: TestInstance) -> None:
+        """A backup changed on disk is still destroyed; its certificate says ``altered``."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"original"})
+        path = instance.area("mairie-a") / "db.sql"
+        path.chmod(0o640)
+        path.write_bytes(b"tampered")
+        assert 0 == sweep(instance, "--now", FAR).returncode
+        (cert,) = instance.audit("destroyed")
+        assert (
+            "altered",
+            hashlib.sha256(b"original").hexdigest(),
+            hashlib.sha256(b"tampered").hexdigest(),
+        ) == (cert["integrity"], cert["sha256"], cert["actual_sha256"])
+        assert not path.exists()
+
+    def test_second_sweep_is_skipped_while_one_runs(self, instance: TestInstance) -> None:
+        """serve's sweeper and the timer's never overlap: the second one skips, exit 0."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"x"})
+        with RunLock(instance.root / "state"):
+            done = sweep(instance, "--now", FAR)
+        assert 0 == done.returncode
+        assert "another sweep or forward is running" in done.stderr
+        assert (instance.area("mairie-a") / "db.sql").exists()
+
+    def test_bad_now_is_a_usage_error(self, instance: TestInstance) -> None:
+        """``--now`` that is not ISO-8601: exit 2, one line."""
+        done = sweep(instance, "--now", "next tuesday")
+        assert 2 == done.returncode
+        assert "--now" in done.stderr
+
+
+class TestCrash:
+    def test_sigkill_halfway_then_rerun(self, instance: TestInstance) -> None:
+        """A sweep killed with SIGKILL halfway through 200 expired files, then rerun: every
+        file destroyed once, 200 certificates, one per entry."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {f"d{i // 50}/b{i:03}.sql": os.urandom(64) for i in range(200)})
+        files = sorted(instance.area("mairie-a").rglob("*.sql"))
+        assert 200 == len(files)
+        proc = subprocess.Popen(
+            [*INTAKE, "--config", str(instance.config_file), "sweep", "--now", FAR],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        gone = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            gone = sum(not f.exists() for f in files)
+            if gone >= 20:
+                break
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        remaining = sum(f.exists() for f in files)
+        assert 0 < remaining < 200, "the sweep was not caught halfway"
+
+        rerun = sweep(instance, "--now", FAR)
+        assert 0 == rerun.returncode, rerun.stderr
+        assert not any(f.exists() for f in files)
+        certificates = instance.audit("destroyed")
+        assert 200 == len(certificates)
+        assert {1} == set(Counter(c["entry"] for c in certificates).values())
+        db = Catalog(instance.root / "state" / "catalog.db", SystemClock())
+        try:
+            entries = db.entries()
+            assert {"destroyed"} == {e.state.value for e in entries}
+            assert 200 == len(entries)
+            for e in entries:
+                assert 1 == sum(h["event"] == "destroyed" for h in db.history(e.id))
+            assert [] == db.pending_destroy_intents()
+        finally:
+            db.close()
+
+    def test_intent_left_with_file_gone_is_finished(self, instance: TestInstance) -> None:
+        """Killed between the unlink and the record: the next sweep writes the certificate
+        once and records the destruction."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"x"})
+        db = Catalog(instance.root / "state" / "catalog.db", SystemClock())
+        try:
+            (e,) = db.live_entries()
+            db.record_destroy_intent(e.id, "member-backups")
+            Path(e.disk_path).unlink()  # the killed run got this far
+        finally:
+            db.close()
+        dry = sweep(instance, "--dry-run")
+        assert "would finish 1 destruction(s)" in dry.stdout
+        assert [] == instance.audit("destroyed")
+        done = sweep(instance)  # not due yet: only the half-done destruction is finished
+        assert 0 == done.returncode, done.stderr
+        assert "finished 1 destruction(s)" in done.stdout
+        (cert,) = instance.audit("destroyed")
+        assert ("member-backups", "verified") == (cert["policy"], cert["integrity"])
+        assert "destroyed" == catalog(instance)["mairie-a:/db.sql"]["state"]
+        assert 0 == sweep(instance, "--now", FAR).returncode
+        assert 1 == len(instance.audit("destroyed"))
+
+    def test_certificate_written_but_not_recorded(self, instance: TestInstance) -> None:
+        """Killed between the certificate and the catalog record: no second certificate."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"x"})
+        clock = FixedClock(parse_iso("2039-06-01T00:00:00Z"))
+        db = Catalog(instance.root / "state" / "catalog.db", clock)
+        audit = AuditLog(instance.root / "log", clock)
+        try:
+            (e,) = db.live_entries()
+            db.record_destroy_intent(e.id, "member-backups")
+            Path(e.disk_path).unlink()
+            audit.record(
+                "destroyed",
+                protocol="sweeper",
+                entry=e.id,
+                account=e.account,
+                path=e.path,
+                policy="member-backups",
+                integrity="verified",
+                destroyed_at="2039-06-01T00:00:00.000000Z",
+            )
+        finally:
+            db.close()
+            audit.close()
+        assert 0 == sweep(instance, "--now", FAR).returncode
+        assert 1 == len(instance.audit("destroyed"))
+        entry = catalog(instance)["mairie-a:/db.sql"]
+        assert ("destroyed", "2039-06-01T00:00:00.000000Z") == (
+            entry["state"],
+            entry["destroyed_at"],
+        )
+
+
+class TestServe:
+    def test_serve_sweeps_and_sighup_checks_policies(self, instance: TestInstance) -> None:
+        """With ``[sweeper] interval``, serve sweeps at start; SIGHUP re-reads the policies
+        and says at once what is wrong in one."""
+        with instance.config_file.open("a") as conf:
+            conf.write('[sweeper]\ninterval = "1 hour"\n')
+        serve = ServeProcess(instance)
+        try:
+            bad = instance.root / "policies" / "typo.toml"
+            bad.write_text('[match]\n[retention]\nkeep = "3 weeks"\nthen = "destroy"\n')
+            time.sleep(1.0)  # the start-up sweep has logged by now
+            serve.proc.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+        finally:
+            assert 0 == serve.signal(signal.SIGTERM)
+        assert serve.proc.stderr is not None
+        log = serve.proc.stderr.read()
+        assert "sweeper: every 3600 s" in log
+        assert "sweeper: 0 destroyed" in log
+        assert f"{bad}: retention.keep: unknown unit" in log
