@@ -26,6 +26,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/sftp_upload.py
+	$(BIN)/python bench/ftps_upload.py
+	$(BIN)/python bench/catalog_scan.py all
+	$(BIN)/python bench/sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,15 +2,20 @@
 
 Layering (each layer imports only from the layers above it in this list):
 
-    intake.core        pure: errors, clock, model, paths, authz, config, policy.
-                       stdlib only; no I/O except config.load_file reading one file;
-                       the clock is read in intake.core.clock only.
-    intake.adapters    one library or OS resource each: audit (structlog), accounts
-                       (sqlite3 + scrypt), keys (cryptography), storage (the filesystem).
-                       Each third-party library is imported in exactly one module.
+    intake.core        pure: errors, clock, model (the arrival state machine), paths,
+                       authz (who may do what), config, durations, policy (plan).
+                       stdlib only; no I/O except config.load reading one file; the
+                       clock is read in intake.core.clock only, everything else gets "now".
+    intake.adapters    one library or OS resource each: audit (structlog), accounts and
+                       catalog (sqlite3, one database file each), passwords (scrypt),
+                       keys (cryptography), storage (the filesystem), holidays_fr
+                       (holidays), forwarder (paramiko, client side).
     intake.services    files (the one authorization + storage layer both front-ends use),
-                       guard (login throttling and bans), instance (init, resolution).
-    intake.frontends   sftp (paramiko), daemon (listeners, signals), cli (argparse).
+                       guard (connection caps, bans), login, instance (init, resolution),
+                       cataloguer (watchdog -> catalog), sweeper (plan -> apply -> audit).
+    intake.frontends   listener (TCP accept, shared), sftp + sftp_files (paramiko, server
+                       side), ftps + ftps_fs + ftps_tls (pyftpdlib, pyOpenSSL), daemon
+                       (start, stop, signals), cli + cli_catalog + cli_sweep (argparse).
                        Thin: protocol in, service calls, errors out as protocol codes.
 """
 

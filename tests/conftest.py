@@ -145,9 +145,9 @@ class ServeProcess:
             match = re.match(r"(\w+): listening on (\S+):(\d+)", line)
             if match:
                 self.addresses[match[1]] = (match[2], int(match[3]))
-                if "sftp" in self.addresses:
-                    break
-        if "sftp" not in self.addresses:
+            if line.startswith("ready:"):
+                break
+        if "sftp" not in self.addresses:  # every test instance serves SFTP
             self.proc.kill()
             raise AssertionError(f"intake serve did not start: {self.proc.stderr.read()}")  # type: ignore[union-attr]
 

@@ -4,10 +4,18 @@ Rules:
 - Startup problems (port taken, unreadable key) are ``StartupError``: one line, exit 1.
 - Leftovers of uploads cut by a crash (``data/.staging``) are discarded at start: they
   were never received.
+- The cataloguer starts before any front-end: it is a file-events listener from the first
+  connection on, watches ``data/``, and reconciles the catalog with the disk in the
+  background (uploads are catalogued meanwhile). It stops after the front-ends, so the
+  uploads they cut are recorded as interrupted.
 - On SIGTERM/SIGINT every session is closed; uploads still open become
   ``upload.interrupted``; the process exits 0 once the sessions are gone.
 - On SIGHUP accounts and policies are reloaded (accounts are read live from their
-  store at every login, so nothing is cached to drop).
+  store at every login, so nothing is cached to drop; the policies are checked at once
+  and read afresh by every sweep).
+- With ``[sweeper] interval`` set, a sweeper thread sweeps at start and then at that
+  interval; it shares ``state/sweeper.lock`` with ``intake sweep`` (the systemd timer), so
+  the two never overlap. It stops first, before the front-ends.
 - Each front-end prints ``<name>: listening on HOST:PORT`` once it accepts connections
   (tests and operators read the real port when the config asks for port 0).
 """
@@ -21,7 +29,9 @@ import threading
 from typing import Protocol
 
 from intake.core.config import Listen
+from intake.services.cataloguer import Cataloguer
 from intake.services.instance import Instance
+from intake.services.sweeper import SweeperThread
 
 log = logging.getLogger("intake.daemon")
 
@@ -50,14 +60,20 @@ class Daemon:
         self.instance = instance
         self.frontends: dict[str, FrontEnd] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
+        self.cataloguer: Cataloguer | None = None
+        self.sweeper: SweeperThread | None = None
 
     def start(self) -> dict[str, tuple[str, int]]:
         cfg = self.instance.config
         leftovers = self.instance.storage.clear_staging()
         if leftovers:
             log.warning("discarded %d partial upload(s) left by a previous run", len(leftovers))
+        inst = self.instance
         plans: list[tuple[str, Listen]] = [("sftp", cfg.sftp.listen), ("ftps", cfg.ftps.listen)]
         try:
+            self.cataloguer = Cataloguer(inst.catalog, inst.storage, inst.audit, inst.clock)
+            self.cataloguer.start()
+            inst.listeners.append(self.cataloguer)
             for name, listen in plans:
                 if not listen.enabled:
                     continue
@@ -66,6 +82,9 @@ class Daemon:
                     continue
                 self.addresses[name] = frontend.start(listen)
                 self.frontends[name] = frontend
+            if cfg.sweeper.interval:
+                self.sweeper = SweeperThread(inst, cfg.sweeper.interval)
+                self.sweeper.start()
         except BaseException:
             self.stop()
             raise
@@ -76,17 +95,22 @@ class Daemon:
             from intake.frontends.sftp import SftpService
 
             return SftpService(self.instance, self.instance.config.sftp)
-        try:
-            from intake.frontends import ftps  # type: ignore[attr-defined]
-        except ImportError:
-            log.warning("ftps: not available in this version; only SFTP is served")
-            return None
-        return ftps.FtpsService(self.instance, self.instance.config.ftps)  # type: ignore[no-any-return]
+        from intake.frontends.ftps import FtpsService
+
+        return FtpsService(self.instance, self.instance.config.ftps)
 
     def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+            self.sweeper = None
         for name, frontend in list(self.frontends.items()):
             frontend.stop()
             del self.frontends[name]
+        if self.cataloguer is not None:
+            if self.cataloguer in self.instance.listeners:
+                self.instance.listeners.remove(self.cataloguer)
+            self.cataloguer.stop()
+            self.cataloguer = None
 
 
 def serve(instance: Instance) -> int:
@@ -100,6 +124,8 @@ def serve(instance: Instance) -> int:
 
     def on_reload(_signum: int, _frame: object) -> None:
         log.info("received SIGHUP: accounts are read live; policies reload at the next sweep")
+        if daemon.sweeper is not None:
+            daemon.sweeper.reload()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
@@ -107,6 +133,7 @@ def serve(instance: Instance) -> int:
     for name, (host, port) in daemon.start().items():
         shown = f"[{host}]" if ":" in host else host
         print(f"{name}: listening on {shown}:{port}", flush=True)
+    print(f"ready: serving {', '.join(daemon.frontends) or 'nothing'}", flush=True)
     if not daemon.frontends:
         log.warning("every front-end is turned off in %s", instance.config.file)
     while not stop.wait(0.5):

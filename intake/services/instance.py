@@ -18,6 +18,7 @@ from pathlib import Path
 from intake.adapters import keys
 from intake.adapters.accounts import AccountStore
 from intake.adapters.audit import AuditLog
+from intake.adapters.catalog import Catalog
 from intake.adapters.storage import Storage
 from intake.core import config as config_mod
 from intake.core.clock import Clock
@@ -111,10 +112,12 @@ class Instance:
     audit: AuditLog
     guard: Guard
     auth: Authenticator
+    catalog: Catalog
     listeners: list[FileEvents] = field(default_factory=list)
 
     def close(self) -> None:
         self.audit.close()
+        self.catalog.close()
 
 
 def open_instance(cfg: Config, clock: Clock) -> Instance:
@@ -134,4 +137,5 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         audit=audit,
         guard=guard,
         auth=Authenticator(accounts, guard, audit),
+        catalog=Catalog(cfg.state_dir / "catalog.db", clock),
     )
