@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import stat
@@ -28,7 +29,7 @@ from intake.adapters.audit import AuditLog
 from intake.adapters.storage import EntryStat, StagedUpload, Storage
 from intake.core import authz
 from intake.core.authz import Area, Location, Op
-from intake.core.errors import Conflict, Denied, IntakeError, InvalidName
+from intake.core.errors import Conflict, Denied, IntakeError, InvalidName, NotFound
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
 
@@ -244,13 +245,21 @@ class FileSession:
     def _virtual_dir(self, name: str) -> EntryStat:
         return EntryStat(name, True, 0, 0.0, stat.S_IFDIR | 0o555)
 
+    def _root_entry(self, name: str) -> EntryStat:
+        """An area as listed in a technician's or auditor's ``/``, with its real times."""
+        try:
+            found = self._storage.stat(authz.locate(self.account, (name,)))
+        except (NotFound, Denied):
+            return self._virtual_dir(name)
+        return dataclasses.replace(found, name=name)
+
     # -- reading -------------------------------------------------------------------
 
     def list_dir(self, client_path: str) -> list[EntryStat]:
         location, text = self._locate(client_path, Op.LIST)
         if location.area is Area.ROOT:
             names = authz.root_entries(self.account, self._storage.member_areas())
-            entries = [self._virtual_dir(n) for n in names]
+            entries = [self._root_entry(n) for n in names]
         else:
             entries = self._guarded(Op.LIST, text, lambda: self._storage.list_dir(location))  # type: ignore[assignment]
         self._audit("list", path=text)
