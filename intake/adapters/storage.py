@@ -159,6 +159,24 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def destroy_file(path: str) -> None:
+    """Unlink the file at ``path``, then fsync its folder so the removal is durable.
+
+    A symlink is refused (``OSError`` ``ELOOP``, as ``O_NOFOLLOW`` would): neither it nor
+    what it points to is removed. The check and the unlink go through one descriptor of
+    the folder, so the folder fsynced is the one the name was removed from.
+    """
+    folder, name = os.path.split(path)
+    dir_fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, "a symlink: refused", path)
+        os.unlink(name, dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class Storage:
     def __init__(self, data_dir: Path, log_dir: Path) -> None:
         self.data_dir = os.path.realpath(data_dir)

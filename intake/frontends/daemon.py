@@ -31,7 +31,7 @@ from typing import Protocol
 from intake.core.config import Listen
 from intake.services.cataloguer import Cataloguer
 from intake.services.instance import Instance
-from intake.services.sweeper import SweeperThread
+from intake.services.sweeper_thread import SweeperThread
 
 log = logging.getLogger("intake.daemon")
 

@@ -1,0 +1,145 @@
+"""Destruction: a catalogued file is removed once, write-ahead, and certified once.
+
+Rules:
+- The order, for each file: the file is still there (else ``vanished``, nothing
+  destroyed); ``record_destroy_intent``; re-hash (a mismatch is recorded as ``altered``
+  and the certificate says so); unlink and fsync the folder (``storage.destroy_file``);
+  the ``destroyed`` audit record (the certificate: entry, account, path, size, sha256,
+  received_at, destroyed_at, policy, integrity); ``record_destroyed``.
+- A run killed at any instant leaves an intent that the next run finishes (``recover``):
+  the file is destroyed once, and the certificate is written once (the audit log is
+  checked before writing it again).
+- A file is unlinked only if it is a regular file inside ``data/`` reached without a
+  symlink; anything else is refused and reported.
+- A problem with one file is a failure in the report; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from typing import Any
+
+from intake.adapters import audit as audit_mod
+from intake.adapters.catalog import Entry
+from intake.adapters.storage import destroy_file, sha256_file
+from intake.core.clock import isoformat, parse_iso
+from intake.core.errors import IntakeError
+from intake.core.model import ArrivalState
+from intake.core.paths import is_within
+from intake.services.instance import Instance
+from intake.services.sweeper_report import SweepReport, describe, record_entry
+
+log = logging.getLogger("intake.sweeper")
+
+
+class Destroyer:
+    """Destroys the catalogued files of one open instance, each with its certificate."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.cfg = instance.config
+        self.catalog = instance.catalog
+        self.audit = instance.audit
+        self.clock = instance.clock
+
+    def recover(self, report: SweepReport) -> None:
+        """Finish the destructions a killed run recorded the intent of."""
+        for entry in self.catalog.pending_destroy_intents():
+            log.warning("finishing the destruction of entry %d left by a previous run", entry.id)
+            report.recovered += 1
+            self.destroy(entry, entry.destroy_intent or "?", report)
+
+    def destroy(self, entry: Entry, policy: str, report: SweepReport) -> None:
+        """Destroy one file; a problem with it is a reported failure, the run goes on."""
+        try:
+            self._destroy_one(entry, policy, report)
+        except (IntakeError, OSError) as exc:
+            report.fail(entry, "destroy", str(exc))
+
+    def _destroy_one(self, entry: Entry, policy: str, report: SweepReport) -> None:
+        path = entry.disk_path
+        data_dir = os.path.realpath(self.cfg.data_dir)
+        if os.path.realpath(path) != os.path.normpath(path) or not is_within(data_dir, path):
+            report.fail(entry, "destroy", "not a plain path inside data/: refused")
+            return
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            if entry.destroy_intent is not None:  # unlinked by a run that was then killed
+                verified = entry.state is not ArrivalState.ALTERED
+                self._certify(entry, policy, verified, "", 0, report, recovering=True)
+                return
+            reason = "gone before its destruction"
+            if self.catalog.record_vanished(entry.id, path, reason):
+                record_entry(self.audit, "vanished", entry, "sweeper", reason=reason)
+            report.fail(entry, "destroy", "the file is missing: recorded as vanished")
+            return
+        if not stat.S_ISREG(st.st_mode):
+            report.fail(entry, "destroy", "not a regular file: refused")
+            return
+        if entry.destroy_intent is None:
+            self.catalog.record_destroy_intent(entry.id, policy)
+        actual = sha256_file(path)
+        verified = actual == entry.sha256
+        if not verified and entry.state is not ArrivalState.ALTERED:
+            self.catalog.record_altered(entry.id, actual)
+            record_entry(
+                self.audit,
+                "altered",
+                entry,
+                "sweeper",
+                sha256=entry.sha256,
+                actual_sha256=actual,
+                reason="found when destroying",
+            )
+        destroy_file(path)
+        report.bytes_freed += st.st_size
+        # The certificate is written after the unlink: with the file still here, none was.
+        self._certify(entry, policy, verified, actual, st.st_size, report, recovering=False)
+
+    def _already_certified(self, entry_id: int) -> dict[str, Any] | None:
+        for record in audit_mod.read_records(self.cfg.log_dir):
+            if record.get("event") == "destroyed" and record.get("entry") == entry_id:
+                return record
+        return None
+
+    def _certify(
+        self,
+        entry: Entry,
+        policy: str,
+        verified: bool,
+        actual: str,
+        size: int,
+        report: SweepReport,
+        recovering: bool,
+    ) -> None:
+        earlier = self._already_certified(entry.id) if recovering else None
+        if earlier is not None:
+            at = parse_iso(str(earlier.get("destroyed_at") or earlier["ts"]))
+            certificate = {k: v for k, v in earlier.items() if k not in ("ts", "event")}
+            certificate = {**describe(entry), **certificate}
+        else:
+            at = self.clock.now()
+            certificate = {
+                "protocol": "sweeper",
+                "entry": entry.id,
+                "account": entry.account,
+                "area": entry.area,
+                "path": entry.path,
+                "size": entry.size,
+                "sha256": entry.sha256,
+                "received_at": isoformat(entry.received_at),
+                "destroyed_at": isoformat(at),
+                "policy": policy,
+                "integrity": "verified" if verified else "altered",
+                "actual_sha256": None if verified or not actual else actual,
+                "actual_size": size if size and size != entry.size else None,
+                "forwarded_at": isoformat(entry.forwarded_at) if entry.forwarded_at else None,
+                "remote_path": entry.remote_path,
+            }
+            self.audit.record("destroyed", **certificate)
+        self.catalog.record_destroyed(entry.id, at, policy, verified)
+        report.destroyed.append(
+            {"id": entry.id, **{k: v for k, v in certificate.items() if v is not None}}
+        )

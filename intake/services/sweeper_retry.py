@@ -1,0 +1,77 @@
+"""The retry book: when a file whose forward failed may be tried again.
+
+Rules:
+- One record per catalog entry (attempts, next try, last error) in
+  ``state/forward-retry.json``; a missing or unreadable book is an empty one (the worst
+  case is an early retry).
+- A failure waits ``retry_after`` seconds, doubled at each further failure up to
+  ``retry_max``.
+- A success forgets the entry; the sweep keeps only the entries it planned to forward, so
+  the book never outgrows the outbox.
+- The book is written whole to a temporary file, then renamed over the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from intake.core.clock import isoformat, parse_iso
+
+RETRY_NAME = "forward-retry.json"
+
+
+@dataclass
+class Retry:
+    attempts: int
+    next_at: _dt.datetime
+    error: str
+
+
+class RetryBook:
+    """Backoff of failed forwards, per entry, in ``state/forward-retry.json``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.items: dict[int, Retry] = {}
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            self.items = {
+                int(k): Retry(int(v["attempts"]), parse_iso(v["next_at"]), str(v["error"]))
+                for k, v in raw.items()
+            }
+
+    @classmethod
+    def of_state(cls, state_dir: Path) -> RetryBook:
+        return cls(state_dir / RETRY_NAME)
+
+    def failed(
+        self, entry_id: int, reason: str, now: _dt.datetime, retry_after: int, retry_max: int
+    ) -> Retry:
+        """Count one more failure of ``entry_id`` and set when it may be tried again."""
+        previous = self.items.get(entry_id)
+        attempts = (previous.attempts if previous else 0) + 1
+        delay = min(retry_after * 2 ** min(attempts - 1, 30), retry_max)
+        retry = Retry(attempts, now + _dt.timedelta(seconds=delay), reason)
+        self.items[entry_id] = retry
+        return retry
+
+    def succeeded(self, entry_id: int) -> None:
+        self.items.pop(entry_id, None)
+
+    def keep_only(self, entry_ids: Collection[int]) -> None:
+        self.items = {k: v for k, v in self.items.items() if k in entry_ids}
+
+    def save(self) -> None:
+        temp = self.path.with_suffix(".tmp")
+        doc = {
+            str(k): {"attempts": r.attempts, "next_at": isoformat(r.next_at), "error": r.error}
+            for k, r in sorted(self.items.items())
+        }
+        temp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        os.replace(temp, self.path)
