@@ -18,6 +18,8 @@ Rules:
   A target name is reserved while its upload is open, so two uploads cannot race for it.
 - An upload that is not committed is discarded: its partial data is unlinked at once.
 - Every rename into place is followed by an fsync of the destination folder.
+- ``destroy_file`` removes a regular file through its folder's descriptor, refusing a
+  symlink, then fsyncs the folder: the sweeper's one way to delete a backup.
 """
 
 from __future__ import annotations
