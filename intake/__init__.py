@@ -6,13 +6,14 @@ Layering (each layer imports only from the layers above it in this list):
                        authz (who may do what), config, durations, policy (plan).
                        stdlib only; no I/O except config.load reading one file; the
                        clock is read in intake.core.clock only, everything else gets "now".
-    intake.adapters    one library or OS resource each: audit (structlog), accounts and
-                       catalog (sqlite3, one database file each), passwords (scrypt),
-                       keys (cryptography), storage (the filesystem), holidays_fr
-                       (holidays), forwarder (paramiko, client side).
+    intake.adapters    one library or OS resource each: sqlite (sqlite3) under accounts
+                       and catalog + catalog_* (a database file each), audit (structlog),
+                       passwords (scrypt), keys (cryptography), storage (the filesystem),
+                       holidays_fr (holidays), forwarder (paramiko, client side).
     intake.services    files (the one authorization + storage layer both front-ends use),
                        guard (connection caps, bans), login, instance (init, resolution),
-                       cataloguer (watchdog -> catalog), sweeper (plan -> apply -> audit).
+                       cataloguer + cataloguer_* (watchdog in cataloguer_watch -> catalog),
+                       sweeper + sweeper_* (plan -> apply: destroy, forward -> audit).
     intake.frontends   listener (TCP accept, shared), sftp + sftp_files (paramiko, server
                        side), ftps + ftps_fs + ftps_tls (pyftpdlib, pyOpenSSL), daemon
                        (start, stop, signals), cli + cli_catalog + cli_sweep (argparse).

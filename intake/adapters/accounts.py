@@ -5,26 +5,28 @@ Rules:
   ``authenticate_password`` / ``authenticate_key`` for a yes or no.
 - A disabled account never authenticates, whatever it presents.
 - Every write is one transaction; a crash leaves either the old or the new state.
-- A connection per call: the store is used from many server threads.
+- A connection per call: the store is used from many server threads. Connections,
+  transactions and the schema version go through ``intake.adapters.sqlite``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from intake.adapters import sqlite
 from intake.adapters.keys import PublicKey
 from intake.adapters.passwords import hash_password, verify_password
 from intake.core.clock import Clock, isoformat
-from intake.core.errors import Conflict, NotFound, UsageError
+from intake.core.errors import Conflict, NotFound
 from intake.core.model import Account, Role
 from intake.core.paths import check_account_name
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+MIGRATIONS: tuple[str, ...] = (
+    # 1: accounts and their public keys.
+    """
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL CHECK (role IN ('member', 'technician', 'auditor')),
@@ -41,7 +43,9 @@ CREATE TABLE IF NOT EXISTS account_keys (
     added_at TEXT NOT NULL,
     PRIMARY KEY (account, blob)
 );
-"""
+""",
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -59,34 +63,13 @@ class AccountStore:
     def __init__(self, path: Path, clock: Clock) -> None:
         self._path = path
         self._clock = clock
-        with self._connect() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise UsageError(f"{path}: written by a newer intake (schema {version})")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        with sqlite.connect(path) as db:
+            sqlite.migrate(db, path, MIGRATIONS)
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
+    def _transaction(self) -> Iterator[sqlite.Connection]:
+        with sqlite.connect(self._path) as db, sqlite.transaction(db):
             yield db
-        finally:
-            db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
     def _now(self) -> str:
         return isoformat(self._clock.now())
@@ -107,7 +90,7 @@ class AccountStore:
         return Account(name, role, True)
 
     @staticmethod
-    def _insert_keys(db: sqlite3.Connection, name: str, keys: list[PublicKey], now: str) -> None:
+    def _insert_keys(db: sqlite.Connection, name: str, keys: list[PublicKey], now: str) -> None:
         for key in keys:
             db.execute(
                 "INSERT OR IGNORE INTO account_keys (account, key_type, blob, comment, added_at)"
@@ -115,7 +98,7 @@ class AccountStore:
                 (name, key.key_type, key.blob, key.comment, now),
             )
 
-    def _require(self, db: sqlite3.Connection, name: str) -> None:
+    def _require(self, db: sqlite.Connection, name: str) -> None:
         if not db.execute("SELECT 1 FROM accounts WHERE name = ?", (name,)).fetchone():
             raise NotFound(f"no account named {name!r}")
 
@@ -144,14 +127,14 @@ class AccountStore:
             )
 
     def get(self, name: str) -> Account | None:
-        with self._connect() as db:
+        with sqlite.connect(self._path) as db:
             row = db.execute(
                 "SELECT name, role, enabled FROM accounts WHERE name = ?", (name,)
             ).fetchone()
         return Account(row[0], Role(row[1]), bool(row[2])) if row else None
 
     def infos(self) -> list[AccountInfo]:
-        with self._connect() as db:
+        with sqlite.connect(self._path) as db:
             rows = db.execute(
                 "SELECT name, role, enabled, password_hash IS NOT NULL, created_at, updated_at"
                 " FROM accounts ORDER BY name"
@@ -171,7 +154,7 @@ class AccountStore:
         ]
 
     def names(self, role: Role) -> list[str]:
-        with self._connect() as db:
+        with sqlite.connect(self._path) as db:
             rows = db.execute(
                 "SELECT name FROM accounts WHERE role = ? ORDER BY name", (role.value,)
             ).fetchall()
@@ -179,7 +162,7 @@ class AccountStore:
 
     def authenticate_password(self, name: str, password: str) -> Account | None:
         """The account if ``password`` is right and the account enabled; else None."""
-        with self._connect() as db:
+        with sqlite.connect(self._path) as db:
             row = db.execute(
                 "SELECT name, role, enabled, password_hash FROM accounts WHERE name = ?",
                 (name,),
@@ -192,7 +175,7 @@ class AccountStore:
 
     def authenticate_key(self, name: str, blob: bytes) -> Account | None:
         """The account if ``blob`` is one of its keys and the account enabled; else None."""
-        with self._connect() as db:
+        with sqlite.connect(self._path) as db:
             row = db.execute(
                 "SELECT a.name, a.role FROM accounts a JOIN account_keys k ON k.account = a.name"
                 " WHERE a.name = ? AND k.blob = ? AND a.enabled = 1",

@@ -108,10 +108,11 @@ class Sweeper:
     def _apply(self, policies: list[Policy], report: SweepReport) -> None:
         self.destroyer.recover(report)
         report.plan = plan = self.make_plan(policies)
-        for decision in plan.decisions:
-            entry = decision.entry
-            if decision.policy and getattr(entry, "policy", None) != decision.policy:
-                self.catalog.set_policy(entry.id, decision.policy)
+        self.catalog.set_policies(
+            (d.entry.id, d.policy)
+            for d in plan.decisions
+            if d.policy and getattr(d.entry, "policy", None) != d.policy
+        )
         self.forwarder.forward_all(
             plan.by_action(Action.FORWARD), {p.name: p for p in policies}, report
         )

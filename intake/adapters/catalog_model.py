@@ -1,0 +1,199 @@
+"""What the catalog stores: its schema (numbered migrations), its values, the rows between.
+
+Rules:
+- The schema only grows by appending to ``MIGRATIONS``; a released migration is never edited
+  (``intake.adapters.sqlite.migrate`` applies what a file lacks, in order).
+- ``entries`` holds one row per arrival, ``events`` its ordered history. The ``state`` column
+  takes the values of ``intake.core.model.ArrivalState``; ``received_at`` and every other
+  time is ISO 8601 UTC text, read back as an aware datetime.
+- SQL text is only ever built from the constants here and our own column names (the
+  ``noqa: S608`` lines in the catalog modules); every value is a bound parameter.
+- The values handed out (``Entry``, ``Known``) and taken in (``Found``, ``FileStat``) are
+  frozen: a caller never holds a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from intake.adapters.sqlite import Row
+from intake.core.clock import parse_iso
+from intake.core.errors import Conflict
+from intake.core.model import ArrivalState
+
+LIVE_STATES = (ArrivalState.RECEIVED, ArrivalState.FORWARDED, ArrivalState.ALTERED)
+"""States of an arrival whose file is still expected on disk."""
+ATTEMPT_STATES = (ArrivalState.RECEIVING, ArrivalState.INTERRUPTED)
+"""States of an upload that never became a backup (hidden from ``entries`` by default)."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: entries and their history.
+    """
+    CREATE TABLE entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        area TEXT NOT NULL CHECK (area IN ('member', 'outbox')),
+        path TEXT NOT NULL,
+        disk_path TEXT NOT NULL,
+        size INTEGER NOT NULL DEFAULT 0,
+        sha256 TEXT NOT NULL DEFAULT '',
+        received_at TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('receiving', 'received', 'forwarded',
+                                             'destroyed', 'interrupted', 'vanished', 'altered')),
+        source TEXT NOT NULL CHECK (source IN ('upload', 'scan')),
+        protocol TEXT,
+        policy TEXT,
+        forwarded_at TEXT,
+        remote_path TEXT,
+        destroyed_at TEXT,
+        destroy_intent TEXT,
+        destroy_intent_at TEXT,
+        st_size INTEGER,
+        st_mtime_ns INTEGER,
+        st_ino INTEGER,
+        st_ctime_ns INTEGER
+    );
+    CREATE INDEX entries_disk_path ON entries (disk_path);
+    CREATE INDEX entries_state ON entries (state);
+    CREATE INDEX entries_account ON entries (account, received_at);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        entry_id INTEGER NOT NULL REFERENCES entries (id),
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_entry ON events (entry_id, id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Fragments of SQL the catalog modules share (see the rules on building SQL text).
+COLUMNS = (
+    "id, account, area, path, disk_path, size, sha256, received_at, state, policy,"
+    " forwarded_at, destroyed_at, protocol, source, remote_path, destroy_intent"
+)
+"""The columns ``entry_from_row`` reads."""
+MAX_VARIABLES = 500  # bound parameters per statement (SQLite's limit can be 999)
+LIVE_SQL = "('received', 'forwarded', 'altered')"
+OPEN_SQL = "('receiving', 'received', 'forwarded', 'altered')"
+
+
+class IllegalTransition(Conflict):
+    """The catalog refuses a move the arrival state machine does not allow."""
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What a rescan compares to decide whether a file may have changed."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One arrival as the rest of intake sees it."""
+
+    id: int
+    account: str
+    area: str  # "member" | "outbox"
+    path: str  # in the account's view, starting with "/"
+    disk_path: str
+    size: int
+    sha256: str  # "" while receiving or if interrupted
+    received_at: datetime  # aware UTC, the server's clock
+    state: ArrivalState
+    policy: str | None
+    forwarded_at: datetime | None
+    destroyed_at: datetime | None
+    protocol: str | None = None  # sftp/ftps for uploads, None for files found on disk
+    source: str = "upload"  # "upload" | "scan"
+    remote_path: str | None = None
+    destroy_intent: str | None = None  # the policy, once a destruction is intended
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE_STATES
+
+
+@dataclass(frozen=True)
+class Known:
+    """A catalogued file as a scan needs it: where, what, and its stat baseline."""
+
+    id: int
+    disk_path: str
+    state: ArrivalState
+    sha256: str
+    baseline: FileStat | None
+    destroy_intent: str | None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A file found on disk outside an upload, hashed, to be catalogued."""
+
+    account: str
+    area: str
+    path: str
+    disk_path: str
+    size: int
+    sha256: str
+    stat: FileStat
+
+
+def _time(text: str | None) -> datetime | None:
+    return parse_iso(text) if text else None
+
+
+def entry_from_row(row: Row) -> Entry:
+    """An ``Entry`` from a row of ``COLUMNS``."""
+    return Entry(
+        id=row["id"],
+        account=row["account"],
+        area=row["area"],
+        path=row["path"],
+        disk_path=row["disk_path"],
+        size=row["size"],
+        sha256=row["sha256"],
+        received_at=parse_iso(row["received_at"]),
+        state=ArrivalState(row["state"]),
+        policy=row["policy"],
+        forwarded_at=_time(row["forwarded_at"]),
+        destroyed_at=_time(row["destroyed_at"]),
+        protocol=row["protocol"],
+        source=row["source"],
+        remote_path=row["remote_path"],
+        destroy_intent=row["destroy_intent"],
+    )
+
+
+def known_from_row(row: Row) -> Known:
+    """A ``Known`` from a row of id, disk_path, state, sha256, the baseline, destroy_intent."""
+    baseline = None
+    if row["st_size"] is not None:
+        baseline = FileStat(row["st_size"], row["st_mtime_ns"], row["st_ino"], row["st_ctime_ns"])
+    return Known(
+        row["id"],
+        row["disk_path"],
+        ArrivalState(row["state"]),
+        row["sha256"],
+        baseline,
+        row["destroy_intent"],
+    )
+
+
+def stat_values(stat: FileStat | None) -> tuple[int | None, ...]:
+    """The values of st_size, st_mtime_ns, st_ino, st_ctime_ns (all NULL without a stat)."""
+    if stat is None:
+        return (None, None, None, None)
+    return (stat.size, stat.mtime_ns, stat.ino, stat.ctime_ns)
+
+
+def subtree(prefix: str) -> tuple[str, str]:
+    """Bounds of every path strictly below the folder ``prefix`` ('/' + 1 is '0')."""
+    base = prefix.rstrip("/")
+    return base + "/", base + "0"

@@ -1,0 +1,206 @@
+"""Opening the catalog and reading it; the few steps every recorded transition shares.
+
+``CatalogQueries`` is the base of ``intake.adapters.catalog.Catalog``: the recording mixins
+(``catalog_arrivals``, ``catalog_fates``) write through ``_write``, ``_row``, ``_move`` and
+``_event`` here.
+
+Rules:
+- A connection per thread (server threads, the watchdog thread, a hashing worker and CLI
+  processes use the catalog at once), each set up by ``intake.adapters.sqlite``; ``close``
+  closes them all.
+- Reads take no transaction: WAL gives each statement a consistent snapshot. A write is one
+  short ``BEGIN IMMEDIATE`` transaction that re-reads what it depends on before writing.
+- ``_move`` is the only place a state changes: along ``intake.core.model.ALLOWED_TRANSITIONS``
+  or refused with ``IllegalTransition``; moving to the current state is a no-op (False).
+- Every event is stamped with the injected clock (never the wall clock here).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from intake.adapters import sqlite
+from intake.adapters.catalog_model import (
+    COLUMNS,
+    LIVE_SQL,
+    MIGRATIONS,
+    OPEN_SQL,
+    Entry,
+    FileStat,
+    IllegalTransition,
+    Known,
+    entry_from_row,
+    known_from_row,
+    stat_values,
+    subtree,
+)
+from intake.core.clock import Clock, isoformat, parse_iso
+from intake.core.errors import NotFound
+from intake.core.model import ArrivalState, can_move
+
+
+class CatalogQueries:
+    """The catalog database, read side; thread-safe (a connection per thread)."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self._path = path
+        self._clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite.Connection] = []
+        self._connections_lock = threading.Lock()
+        sqlite.migrate(self._db(), path, MIGRATIONS)
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def _db(self) -> sqlite.Connection:
+        db: sqlite.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite.open_connection(self._path)
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite.Connection]:
+        """One short write transaction on this thread's connection."""
+        with sqlite.transaction(self._db()) as db:
+            yield db
+
+    def close(self) -> None:
+        """Close every connection this catalog opened (call once no thread uses it)."""
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _now(self) -> str:
+        return isoformat(self._clock.now())
+
+    def _event(
+        self,
+        db: sqlite.Connection,
+        entry_id: int,
+        event: str,
+        at: str | None = None,
+        **detail: Any,
+    ) -> None:
+        db.execute(
+            "INSERT INTO events (entry_id, at, event, detail) VALUES (?, ?, ?, ?)",
+            (entry_id, at or self._now(), event, json.dumps(detail, sort_keys=True)),
+        )
+
+    def _row(self, db: sqlite.Connection, entry_id: int) -> sqlite.Row:
+        row = db.execute(f"SELECT {COLUMNS} FROM entries WHERE id = ?", (entry_id,)).fetchone()  # noqa: S608
+        if row is None:
+            raise NotFound(f"no catalog entry {entry_id}")
+        return row  # type: ignore[no-any-return]
+
+    def _move(
+        self, db: sqlite.Connection, entry_id: int, target: ArrivalState, **columns: Any
+    ) -> bool:
+        """Move an entry to ``target`` (and set ``columns``); False if it was there already."""
+        current = ArrivalState(self._row(db, entry_id)["state"])
+        if current is target:
+            return False
+        if not can_move(current, target):
+            raise IllegalTransition(
+                f"catalog entry {entry_id}: {current.value} cannot become {target.value}"
+            )
+        assignments = "".join(f", {name} = ?" for name in columns)
+        db.execute(
+            f"UPDATE entries SET state = ?{assignments} WHERE id = ?",  # noqa: S608
+            (target.value, *columns.values(), entry_id),
+        )
+        return True
+
+    @staticmethod
+    def _rows_at(db: sqlite.Connection, disk_path: str, states_sql: str) -> list[sqlite.Row]:
+        """Every column of the entries at ``disk_path`` in ``states_sql``, oldest first."""
+        return db.execute(
+            f"SELECT * FROM entries WHERE disk_path = ? AND state IN {states_sql} ORDER BY id",  # noqa: S608
+            (disk_path,),
+        ).fetchall()
+
+    @staticmethod
+    def _set_baseline(db: sqlite.Connection, entry_id: int, stat: FileStat) -> None:
+        db.execute(
+            "UPDATE entries SET st_size = ?, st_mtime_ns = ?, st_ino = ?, st_ctime_ns = ?"
+            " WHERE id = ?",
+            (*stat_values(stat), entry_id),
+        )
+
+    # -- reading -------------------------------------------------------------------
+
+    def get(self, entry_id: int) -> Entry:
+        return entry_from_row(self._row(self._db(), entry_id))
+
+    def entries(self, account: str | None = None, include_attempts: bool = False) -> list[Entry]:
+        """Every catalogued arrival, oldest first; uploads that never completed only on request."""
+        where, args = [], []
+        if account is not None:
+            where.append("account = ?")
+            args.append(account)
+        if not include_attempts:
+            where.append("state NOT IN ('receiving', 'interrupted')")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._db().execute(
+            f"SELECT {COLUMNS} FROM entries {clause} ORDER BY received_at, id",  # noqa: S608
+            args,
+        )
+        return [entry_from_row(r) for r in rows]
+
+    def live_entries(self) -> list[Entry]:
+        """Arrivals whose file is still expected on disk: received, forwarded, altered."""
+        rows = self._db().execute(
+            f"SELECT {COLUMNS} FROM entries WHERE state IN {LIVE_SQL}"  # noqa: S608
+            " ORDER BY received_at, id"
+        )
+        return [entry_from_row(r) for r in rows]
+
+    def at_path(self, disk_path: str) -> list[Entry]:
+        """Entries receiving or live at ``disk_path`` (normally none or one)."""
+        return [entry_from_row(r) for r in self._rows_at(self._db(), disk_path, OPEN_SQL)]
+
+    def known(self, under: str | None = None) -> list[Known]:
+        """Receiving and live entries (below the folder ``under``), for a scan."""
+        if under is None:
+            return self._known("", ())
+        return self._known(" AND disk_path >= ? AND disk_path < ?", subtree(under))
+
+    def known_at(self, disk_path: str) -> list[Known]:
+        """Receiving and live entries at ``disk_path`` (normally none or one), for a check."""
+        return self._known(" AND disk_path = ?", (disk_path,))
+
+    def _known(self, clause: str, args: tuple[str, ...]) -> list[Known]:
+        sql = (
+            "SELECT id, disk_path, state, sha256, st_size, st_mtime_ns, st_ino, st_ctime_ns,"  # noqa: S608
+            f" destroy_intent FROM entries WHERE state IN {OPEN_SQL}{clause} ORDER BY id"
+        )
+        return [known_from_row(row) for row in self._db().execute(sql, args)]
+
+    def history(self, entry_id: int) -> list[dict[str, Any]]:
+        """The entry's events in order: ``at`` (aware UTC), ``event``, ``detail`` (a dict)."""
+        db = self._db()
+        self._row(db, entry_id)
+        rows = db.execute(
+            "SELECT at, event, detail FROM events WHERE entry_id = ? ORDER BY id", (entry_id,)
+        )
+        return [
+            {"at": parse_iso(r["at"]), "event": r["event"], "detail": json.loads(r["detail"])}
+            for r in rows
+        ]
+
+    def pending_destroy_intents(self) -> list[Entry]:
+        """Entries whose destruction was intended but not recorded (a sweeper was cut)."""
+        rows = self._db().execute(
+            f"SELECT {COLUMNS} FROM entries WHERE destroy_intent IS NOT NULL"  # noqa: S608
+            f" AND state IN {LIVE_SQL} ORDER BY id"
+        )
+        return [entry_from_row(r) for r in rows]

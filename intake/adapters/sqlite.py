@@ -1,0 +1,80 @@
+"""SQLite, the one seam: how intake opens a database file, writes to it, and migrates it.
+
+Used by the account store and the catalog (one database file each); no other module
+imports ``sqlite3``.
+
+Rules:
+- Every connection is set up alike: WAL (readers never wait for the writer), ``synchronous =
+  FULL`` (a committed write survives a power cut), foreign keys enforced, a 30 s busy
+  timeout, and no implicit transactions (``isolation_level=None``): a write says where it
+  begins and ends.
+- A write is one short ``BEGIN IMMEDIATE`` transaction: the write lock is taken at once, so
+  two writers never deadlock upgrading a read; any exception rolls it back whole.
+- Rows are ``sqlite3.Row``: by column name or by index.
+- A schema is a tuple of numbered migrations, applied in order in one transaction and
+  recorded in ``PRAGMA user_version``; a file written by a newer intake is refused
+  (``UsageError``), never rewritten.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from intake.core.errors import UsageError
+
+Connection = sqlite3.Connection
+Row = sqlite3.Row
+
+
+def open_connection(path: Path) -> Connection:
+    """A connection set up as the rules say; the caller closes it.
+
+    It may be closed from another thread than the one that opened it (``Catalog.close``).
+    """
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[Connection]:
+    """A connection for the length of a ``with`` block."""
+    db = open_connection(path)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextmanager
+def transaction(db: Connection) -> Iterator[Connection]:
+    """One write transaction on ``db``, taken at once; committed unless the block raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def migrate(db: Connection, path: Path, migrations: Sequence[str]) -> None:
+    """Bring the file to ``len(migrations)``, applying what it lacks (one transaction)."""
+    latest = len(migrations)
+    with transaction(db):
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > latest:
+            raise UsageError(
+                f"{path}: written by a newer intake (schema {version}, this one knows {latest})"
+            )
+        for number in range(version, latest):
+            for statement in migrations[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number + 1}")
