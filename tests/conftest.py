@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -26,9 +27,11 @@ from intake.core.config import load
 from intake.core.model import Role
 from intake.frontends.daemon import Daemon
 from intake.services.instance import Instance, init_instance, open_instance
+from tests.clients import Client, FtpsClient, SftpClient
 
 INTAKE = [sys.executable, "-m", "intake"]
 PASSWORD = "correct horse battery staple"
+T = TypeVar("T")
 
 
 def write_test_config(root: Path, extra: str = "") -> Path:
@@ -124,17 +127,23 @@ def server(instance: TestInstance) -> Iterator[RunningServer]:
 
 
 class ServeProcess:
-    """``intake serve`` as a real process, for signals and kill -9."""
+    """``intake serve`` as a real process, for signals and kill -9.
+
+    Its operational log (stderr) goes to a file, never an unread pipe (a full pipe would
+    block the server); ``log()`` reads it.
+    """
 
     def __init__(self, instance: TestInstance, preexec: Callable[[], None] | None = None) -> None:
         self.instance = instance
-        self.proc = subprocess.Popen(
-            [*INTAKE, "--config", str(instance.config_file), "serve"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=preexec,  # tests set resource limits this way
-        )
+        self.log_path = instance.root / f"serve-{time.monotonic_ns()}.log"
+        with self.log_path.open("w") as log_file:
+            self.proc = subprocess.Popen(
+                [*INTAKE, "--config", str(instance.config_file), "serve"],
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                text=True,
+                preexec_fn=preexec,  # tests set resource limits this way
+            )
         self.addresses: dict[str, tuple[str, int]] = {}
         deadline = time.monotonic() + 30
         assert self.proc.stdout is not None
@@ -149,7 +158,10 @@ class ServeProcess:
                 break
         if "sftp" not in self.addresses:  # every test instance serves SFTP
             self.proc.kill()
-            raise AssertionError(f"intake serve did not start: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            raise AssertionError(f"intake serve did not start: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
 
     def signal(self, signum: int) -> int:
         self.proc.send_signal(signum)
@@ -183,12 +195,25 @@ def running(instance: TestInstance) -> Iterator[RunningServer]:
         inst.close()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> object:
-    """Poll until ``predicate()`` is truthy (bounded); returns its value or fails."""
+def wait_for(what: Callable[[], T | None], timeout: float = 10.0) -> T:
+    """Poll until ``what()`` returns something truthy (bounded); return it, or fail."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
+    while True:
+        value = what()
         if value:
             return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def connect(server: RunningServer, protocol: str, user: str, password: str = PASSWORD) -> Client:
+    """A logged-in client of ``protocol`` ("sftp" or "ftps"), checking the server's identity
+    for FTPS against the instance's certificate."""
+    if protocol == "sftp":
+        return SftpClient(*server.sftp, user, password)
+    if protocol == "ftps":
+        assert server.ftps is not None, "FTPS is not served"
+        cafile = str(server.instance.root / "keys" / "tls.crt")
+        return FtpsClient(*server.ftps, user, password, cafile=cafile)
+    raise AssertionError(protocol)

@@ -15,54 +15,29 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from intake.adapters.catalog import Catalog, Entry
 from intake.core.clock import UTC, SystemClock, parse_iso
-from intake.frontends.daemon import Daemon
-from tests.clients import Client, SftpClient
+from tests.clients import SftpClient
 from tests.conftest import (
     PASSWORD,
     RunningServer,
     ServeProcess,
     TestInstance,
+    connect,
+    running,
+    wait_for,
     write_test_config,
 )
 
-try:
-    from tests.clients import FtpsClient
-except ImportError:  # FTPS not in this version yet
-    FtpsClient = None  # type: ignore[assignment,misc]
-
-T = TypeVar("T")
 PROTOCOLS = ["sftp", "ftps"]
-
-
-def wait_for(what: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Poll until ``what`` returns something truthy (bounded, no speed asserted)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still nothing after {timeout} s")
-        time.sleep(0.05)
-
-
-def connect(server: RunningServer, protocol: str, user: str) -> Client:
-    if protocol == "sftp":
-        return SftpClient(*server.sftp, user, PASSWORD)
-    if server.ftps is None or FtpsClient is None:
-        pytest.skip("FTPS is not served by this version")
-    cafile = str(server.instance.root / "keys" / "tls.crt")
-    return FtpsClient(*server.ftps, user, PASSWORD, cafile=cafile)  # type: ignore[no-any-return]
 
 
 def catalog_of(instance: TestInstance) -> Catalog:
@@ -93,14 +68,8 @@ def catalog(instance: TestInstance) -> Iterator[Catalog]:
 def roomy_server(instance: TestInstance) -> Iterator[RunningServer]:
     """The real server, allowing 40 connections from one address (the tests' loopback)."""
     write_test_config(instance.root, "max_connections_per_ip = 40\n")
-    inst = instance.open()
-    daemon = Daemon(inst)
-    addresses = daemon.start()
-    try:
-        yield RunningServer(instance, daemon, addresses["sftp"], addresses.get("ftps"))
-    finally:
-        daemon.stop()
-        inst.close()
+    with running(instance) as server:
+        yield server
 
 
 @pytest.fixture(params=PROTOCOLS)
@@ -228,15 +197,9 @@ class TestFilesOutsideUploads:
         (area / "old.bak").write_bytes(b"dropped by hand")
         (area / "2025" / "dec.bak").write_bytes(b"restored")
         os.utime(area / "old.bak", (946684800, 946684800))  # mtime in 2000: not the arrival
-        inst = instance.open()
-        daemon = Daemon(inst)
         started = datetime.now(UTC)
-        daemon.start()
-        try:
+        with running(instance):
             wait_for(lambda: len(catalog.entries()) >= 2)
-        finally:
-            daemon.stop()
-            inst.close()
         entries = {e["path"]: e for e in listed(instance)}
         assert {"/old.bak", "/2025/dec.bak"} == set(entries)
         old = entries["/old.bak"]

@@ -30,7 +30,7 @@ class TestCutConnections:
         handle.write(b"x" * 1_000_000)
         handle.flush()
         client.transport.sock.close()  # type: ignore[attr-defined]
-        [record] = wait_for(lambda: server.instance.audit("upload.interrupted"))  # type: ignore[misc]
+        [record] = wait_for(lambda: server.instance.audit("upload.interrupted"))
         assert "/partial.bak" == record["path"]
         assert "mairie-a" == record["account"]
         assert [] == received_files(server.instance, "mairie-a")

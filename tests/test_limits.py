@@ -93,7 +93,7 @@ class TestBans:
             for _ in range(3):
                 with pytest.raises(paramiko.AuthenticationException):
                     SftpClient(*server.sftp, "mairie-a", "wrong")
-            [ban] = wait_for(lambda: instance.audit("banned"))  # type: ignore[misc]
+            [ban] = wait_for(lambda: instance.audit("banned"))
             assert "127.0.0.1" == ban["ip"]
             with pytest.raises((paramiko.SSHException, OSError, EOFError)):
                 SftpClient(*server.sftp, "mairie-a", PASSWORD)
@@ -136,6 +136,6 @@ class TestIdleTimeout:
             handle.write(b"i" * 1000)
             handle.flush()
             wait_for(lambda: not client.transport.is_active(), timeout=15)
-            [record] = wait_for(lambda: instance.audit("upload.interrupted"))  # type: ignore[misc]
+            [record] = wait_for(lambda: instance.audit("upload.interrupted"))
             assert "idle timeout" == record["reason"]
             assert [] == list(instance.area("mairie-a").glob("*"))

@@ -11,22 +11,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.clients import Client, FtpsClient, Missing, Refused, SftpClient
-from tests.conftest import PASSWORD, RunningServer
+from tests.clients import Client, Missing, Refused
+from tests.conftest import RunningServer, connect
 
 PROTOCOLS = ["sftp", "ftps"]
-
-
-def connect(server: RunningServer, protocol: str, user: str, password: str = PASSWORD) -> Client:
-    if protocol == "sftp":
-        host, port = server.sftp
-        return SftpClient(host, port, user, password)
-    if protocol == "ftps":
-        assert server.ftps is not None, "FTPS is not served"
-        host, port = server.ftps
-        cafile = str(server.instance.root / "keys" / "tls.crt")
-        return FtpsClient(host, port, user, password, cafile=cafile)
-    raise AssertionError(protocol)
 
 
 @pytest.fixture(params=PROTOCOLS)

@@ -23,7 +23,7 @@ from intake.core.clock import FixedClock, SystemClock, isoformat, parse_iso
 from intake.core.durations import add_months
 from intake.services.sweeper import RunLock
 from tests.clients import SftpClient
-from tests.conftest import INTAKE, PASSWORD, RunningServer, ServeProcess, TestInstance
+from tests.conftest import INTAKE, PASSWORD, RunningServer, ServeProcess, TestInstance, wait_for
 
 FAR = "2040-01-01T00:00:00Z"
 
@@ -280,16 +280,12 @@ class TestServe:
         with instance.config_file.open("a") as conf:
             conf.write('[sweeper]\ninterval = "1 hour"\n')
         serve = ServeProcess(instance)
+        bad = instance.root / "policies" / "typo.toml"
         try:
-            bad = instance.root / "policies" / "typo.toml"
+            wait_for(lambda: "sweeper: 0 destroyed" in serve.log())  # the start-up sweep
             bad.write_text('[match]\n[retention]\nkeep = "3 weeks"\nthen = "destroy"\n')
-            time.sleep(1.0)  # the start-up sweep has logged by now
             serve.proc.send_signal(signal.SIGHUP)
-            time.sleep(1.0)
+            wait_for(lambda: f"{bad}: retention.keep: unknown unit" in serve.log())
         finally:
             assert 0 == serve.signal(signal.SIGTERM)
-        assert serve.proc.stderr is not None
-        log = serve.proc.stderr.read()
-        assert "sweeper: every 3600 s" in log
-        assert "sweeper: 0 destroyed" in log
-        assert f"{bad}: retention.keep: unknown unit" in log
+        assert "sweeper: every 3600 s" in serve.log()
