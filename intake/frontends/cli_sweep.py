@@ -2,7 +2,8 @@
 
 Rules:
 - ``--now`` replaces the clock for the whole run: the plan, the catalog's times and the
-  audit records' timestamps all read it.
+  certificates' ``destroyed_at``/``forwarded_at`` all read it. Only the audit records'
+  own ``ts`` stays the wall clock (see ``intake.services.instance``).
 - ``sweep`` exits 0 when everything it tried succeeded (or when it skipped because
   another sweep holds the lock), 1 when a destruction or a forward failed, 2 on bad usage
   or an invalid policy file (then nothing at all is done).

@@ -21,7 +21,7 @@ from intake.adapters.audit import AuditLog
 from intake.adapters.catalog import Catalog
 from intake.adapters.storage import Storage
 from intake.core import config as config_mod
-from intake.core.clock import Clock
+from intake.core.clock import Clock, SystemClock
 from intake.core.config import Config
 from intake.core.errors import UsageError
 from intake.services.files import FileEvents
@@ -127,7 +127,9 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
                 f"{cfg.root}: not an intake instance (no {sub.name}/); run intake init"
             )
     accounts = AccountStore(cfg.state_dir / "accounts.db", clock)
-    audit = AuditLog(cfg.log_dir, clock)
+    # The audit trail says when things were written, whatever clock a run simulates
+    # (``sweep --now``): its files stay in time order and never name a future month.
+    audit = AuditLog(cfg.log_dir, SystemClock())
     guard = Guard(cfg.limits, clock, audit)
     return Instance(
         config=cfg,
