@@ -17,7 +17,8 @@ Rules:
   interval; it shares ``state/sweeper.lock`` with ``intake sweep`` (the systemd timer), so
   the two never overlap. It stops first, before the front-ends.
 - Each front-end prints ``<name>: listening on HOST:PORT`` once it accepts connections
-  (tests and operators read the real port when the config asks for port 0).
+  (tests and operators read the real port when the config asks for port 0), then
+  ``ready: serving ...`` once all of them do.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import threading
 from typing import Protocol
 
 from intake.core.config import Listen
+from intake.frontends.ftps import FtpsService
+from intake.frontends.sftp import SftpService
 from intake.services.cataloguer import Cataloguer
 from intake.services.instance import Instance
 from intake.services.sweeper_thread import SweeperThread
@@ -78,8 +81,6 @@ class Daemon:
                 if not listen.enabled:
                     continue
                 frontend = self._build(name)
-                if frontend is None:
-                    continue
                 self.addresses[name] = frontend.start(listen)
                 self.frontends[name] = frontend
             if cfg.sweeper.interval:
@@ -90,13 +91,9 @@ class Daemon:
             raise
         return self.addresses
 
-    def _build(self, name: str) -> FrontEnd | None:
+    def _build(self, name: str) -> FrontEnd:
         if name == "sftp":
-            from intake.frontends.sftp import SftpService
-
             return SftpService(self.instance, self.instance.config.sftp)
-        from intake.frontends.ftps import FtpsService
-
         return FtpsService(self.instance, self.instance.config.ftps)
 
     def stop(self) -> None:
