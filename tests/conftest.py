@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -133,8 +134,14 @@ class ServeProcess:
     block the server); ``log()`` reads it.
     """
 
-    def __init__(self, instance: TestInstance, preexec: Callable[[], None] | None = None) -> None:
+    def __init__(self, instance: TestInstance, max_file_size: int | None = None) -> None:
+        """``max_file_size`` (RLIMIT_FSIZE) makes writes beyond it fail, like a full disk."""
         self.instance = instance
+
+        def preexec() -> None:
+            if max_file_size is not None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, max_file_size))
+
         self.log_path = instance.root / f"serve-{time.monotonic_ns()}.log"
         with self.log_path.open("w") as log_file:
             self.proc = subprocess.Popen(

@@ -4,7 +4,6 @@ a server stop in the middle of an upload, session reuse turned off."""
 from __future__ import annotations
 
 import ftplib
-import resource
 import socket
 import threading
 import time
@@ -153,11 +152,7 @@ class TestStorageFailures:
         configure(instance)
         instance.add_account("mairie-a")
         limit = 2 * 1024 * 1024
-
-        def small_files() -> None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-        process = ServeProcess(instance, preexec=small_files)
+        process = ServeProcess(instance, max_file_size=limit)
         try:
             host, port = process.addresses["ftps"]
             client = FtpsClient(host, port, "mairie-a", PASSWORD, cafile(instance))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 import signal
 import subprocess
 from pathlib import Path
@@ -137,11 +136,7 @@ class TestStorageFailures:
         the client sees an error, no truncated file is ever received, the cause is audited."""
         instance.add_account("mairie-a")
         limit = 2 * 1024 * 1024
-
-        def small_files() -> None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-        process = ServeProcess(instance, preexec=small_files)
+        process = ServeProcess(instance, max_file_size=limit)
         try:
             client = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
             with pytest.raises(OSError):
