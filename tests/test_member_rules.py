@@ -64,6 +64,8 @@ class TestWhatAMemberMayDo:
         member.mkdir("/2026/novembre")
         member.upload("/2026/novembre/paie.bak", b"x" * 1000)
         assert ["paie.bak"] == member.listdir("/2026/novembre")
+        made = [r["path"] for r in server.instance.audit("mkdir")]
+        assert ["/2026", "/2026/novembre"] == made
 
     def test_rename_to_a_new_name(self, server: RunningServer, member: Client) -> None:
         """WinSCP uploads to a temporary name then renames it: allowed when the name is new."""

@@ -46,7 +46,9 @@ EVENTS = frozenset(
         "forward.failed",
         "banned",
         "account.changed",
-        "renamed",  # beyond INTERFACE.md's list: a member's rename is traceable too
+        # beyond INTERFACE.md's list: every change a client makes is traceable
+        "renamed",
+        "mkdir",
     }
 )
 SECRET_FIELDS = frozenset({"password", "passphrase", "secret", "private_key", "token"})

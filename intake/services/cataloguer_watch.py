@@ -19,12 +19,20 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Protocol
 
 from watchdog import events as wd
 from watchdog.observers.inotify import InotifyObserver
 
 log = logging.getLogger("intake.cataloguer")
+
+# watchdog 7 re-adds its own callback when a folder is created while it registers the
+# folder's parent, and warns that it "will be Overwritten" with the same callback: noise
+# (the cataloguer rescans every new folder anyway), kept out of the operator's log.
+warnings.filterwarnings(
+    "ignore", message="Callback with id .* already exists for watch", category=RuntimeWarning
+)
 
 WATCHDOG_LOGGER = "watchdog.observers.inotify_c"
 

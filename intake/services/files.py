@@ -297,6 +297,7 @@ class FileSession:
             self._guarded(Op.MKDIR, text, lambda: self._storage.mkdir(location))
         except Conflict:
             raise self._deny(Op.MKDIR, text, "folder or file exists") from None
+        self._audit("mkdir", path=text)
 
     def rename(self, client_source: str, client_target: str) -> None:
         source, source_text = self._locate(client_source, Op.RENAME)
