@@ -62,25 +62,28 @@ def area_file(server: RunningServer, name: str) -> Path:
     return server.instance.area(MEMBER) / name
 
 
+def curl_command(server: RunningServer, *args: str) -> list[str]:
+    """curl over explicit FTPS as the member, checking the instance's certificate;
+    ``URL`` in an argument stands for ``ftp://host:port``."""
+    host, port = ftps_address(server)
+    return [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--ssl-reqd",
+        "--cacert",
+        cafile(server),
+        "--user",
+        f"{MEMBER}:{PASSWORD}",
+        *[a.replace("URL", f"ftp://{host}:{port}") for a in args],
+    ]
+
+
 def curl(
     server: RunningServer, *args: str, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    host, port = ftps_address(server)
     return subprocess.run(
-        [
-            "curl",
-            "--silent",
-            "--show-error",
-            "--ssl-reqd",
-            "--cacert",
-            cafile(server),
-            "--user",
-            f"{MEMBER}:{PASSWORD}",
-            *[a.replace("URL", f"ftp://{host}:{port}") for a in args],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        curl_command(server, *args), capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -308,39 +311,14 @@ class TestCurl:
         listing = curl(server, "--list-only", "URL/")
         assert listing.returncode == 0, listing.stderr
         assert ["d.bak"] == listing.stdout.split()
-        got = subprocess.run(
-            [
-                "curl",
-                "-s",
-                "--ssl-reqd",
-                "--cacert",
-                cafile(server),
-                "-u",
-                f"{MEMBER}:{PASSWORD}",
-                f"ftp://{ftps_address(server)[0]}:{ftps_address(server)[1]}/d.bak",
-            ],
-            capture_output=True,
-            timeout=60,
-        )
+        got = subprocess.run(curl_command(server, "URL/d.bak"), capture_output=True, timeout=60)
         assert 0 == got.returncode
         assert data == got.stdout
 
     def test_killed_upload_is_interrupted(self, server: RunningServer, member: str) -> None:
         """A curl upload killed mid-transfer is ``upload.interrupted``, never received."""
-        host, port = ftps_address(server)
         proc = subprocess.Popen(
-            [
-                "curl",
-                "-s",
-                "--ssl-reqd",
-                "--cacert",
-                cafile(server),
-                "-u",
-                f"{MEMBER}:{PASSWORD}",
-                "-T",
-                "-",
-                f"ftp://{host}:{port}/cut.bak",
-            ],
+            curl_command(server, "-T", "-", "URL/cut.bak"),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
