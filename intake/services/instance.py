@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from intake.adapters import keys
+from intake.adapters import keys, signing
 from intake.adapters.accounts import AccountStore
 from intake.adapters.audit import AuditLog
 from intake.adapters.catalog import Catalog
@@ -72,6 +72,7 @@ def init_instance(root: Path, clock: Clock, hostname: str = "localhost") -> Init
     cfg = config_mod.load(config_file)
     created += keys.ensure_host_keys(cfg.keys_dir)
     created += keys.ensure_tls_certificate(cfg.keys_dir, cfg.server.hostname, clock.now())
+    created += signing.ensure_audit_key(cfg.keys_dir)
     for policy in sorted(shipped_policies_dir().glob("*.toml")):
         target = cfg.policies_dir / policy.name
         if not target.exists():
