@@ -46,6 +46,10 @@ EVENTS = frozenset(
         "forward.failed",
         "banned",
         "account.changed",
+        "checkpoint",
+        "attributes.changed",
+        "account.attacked",
+        "alert",
         # beyond INTERFACE.md's list: every change a client makes is traceable
         "renamed",
         "mkdir",
