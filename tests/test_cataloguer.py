@@ -100,7 +100,9 @@ class TestUploads:
         assert entry["state"] == "received"
         assert before - timedelta(seconds=1) <= parse_iso(entry["received_at"]) <= after
         assert entry["received_at"].endswith("Z")
-        assert (entry["policy"], entry["destroyed_at"], entry["forwarded_at"]) == (None,) * 3
+        assert (entry["destroyed_at"], entry["forwarded_at"]) == (None,) * 2
+        assert "member-backups" == entry["policy"]  # set at arrival, with its end date
+        assert entry["expires_at"] is not None
         assert isinstance(entry["id"], int)
         # Uploads are recorded, not audited a second time as "catalogued".
         assert [] == server.instance.audit("catalogued")
@@ -151,7 +153,9 @@ class TestUploads:
         shown = json.loads(
             server.instance.cli("catalog", "show", str(first.id), "--json", check=True).stdout
         )
-        assert ["receiving", "received", "renamed"] == [h["event"] for h in shown["history"]]
+        assert ["receiving", "received", "policy", "renamed"] == [
+            h["event"] for h in shown["history"]
+        ]
 
     def test_outbox_deposit_is_catalogued_under_the_technician(
         self, server: RunningServer, catalog: Catalog

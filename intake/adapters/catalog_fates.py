@@ -18,7 +18,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from intake.adapters import sqlite
-from intake.adapters.catalog_model import IllegalTransition
+from intake.adapters.catalog_model import (
+    COLUMNS,
+    LIVE_SQL,
+    Entry,
+    IllegalTransition,
+    entry_from_row,
+)
 from intake.adapters.catalog_queries import CatalogQueries
 from intake.core.clock import isoformat
 from intake.core.model import ArrivalState, can_move
@@ -27,21 +33,44 @@ from intake.core.model import ArrivalState, can_move
 class FateRecords(CatalogQueries):
     """What the sweeper decided and did, entry by entry."""
 
-    def set_policy(self, entry_id: int, policy: str) -> None:
-        """The policy that governs this entry (an event only when it changes)."""
-        self.set_policies([(entry_id, policy)])
+    def set_policy(self, entry_id: int, policy: str, expires: datetime | None = None) -> None:
+        """The policy that governs this entry and when it ends (an event only on a change)."""
+        self.set_policies([(entry_id, policy, expires)])
 
-    def set_policies(self, pairs: Iterable[tuple[int, str]]) -> None:
-        """``set_policy`` for each (entry id, policy), in one transaction: all or none."""
+    def set_policies(self, assignments: Iterable[tuple[int, str, datetime | None]]) -> None:
+        """``set_policy`` for each (entry id, policy, expires), in one transaction."""
         with self._write() as db:
-            for entry_id, policy in pairs:
-                self._set_policy(db, entry_id, policy)
+            for entry_id, policy, expires in assignments:
+                self._set_policy(db, entry_id, policy, expires)
 
-    def _set_policy(self, db: sqlite.Connection, entry_id: int, policy: str) -> None:
-        if self._row(db, entry_id)["policy"] == policy:
+    def _set_policy(
+        self, db: sqlite.Connection, entry_id: int, policy: str, expires: datetime | None
+    ) -> None:
+        row = self._row(db, entry_id)
+        when = isoformat(expires) if expires else None
+        if row["policy"] == policy and row["expires_at"] == when:
             return
-        db.execute("UPDATE entries SET policy = ? WHERE id = ?", (policy, entry_id))
-        self._event(db, entry_id, "policy", policy=policy)
+        db.execute(
+            "UPDATE entries SET policy = ?, expires_at = ? WHERE id = ?", (policy, when, entry_id)
+        )
+        self._event(db, entry_id, "policy", policy=policy, expires_at=when)
+
+    def unassigned(self) -> list[Entry]:
+        """Live entries no policy has been set on yet (new, or matched by none so far)."""
+        rows = self._db().execute(
+            f"SELECT {COLUMNS} FROM entries WHERE policy IS NULL"  # noqa: S608
+            f" AND state IN {LIVE_SQL} ORDER BY id"
+        )
+        return [entry_from_row(r) for r in rows]
+
+    def expiring(self, before: datetime) -> list[Entry]:
+        """Live entries whose policy destroys them before ``before``, soonest first."""
+        rows = self._db().execute(
+            f"SELECT {COLUMNS} FROM entries WHERE expires_at IS NOT NULL"  # noqa: S608
+            f" AND expires_at < ? AND state IN {LIVE_SQL} ORDER BY expires_at, id",
+            (isoformat(before),),
+        )
+        return [entry_from_row(r) for r in rows]
 
     def record_destroy_intent(self, entry_id: int, policy: str) -> None:
         """Write-ahead: the sweeper is about to destroy this file (before the unlink)."""

@@ -66,13 +66,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_entry ON events (entry_id, id);
     """,
+    # 2: the policy and its end are set when an entry is catalogued, not at the first sweep.
+    """
+    ALTER TABLE entries ADD COLUMN expires_at TEXT;
+    CREATE INDEX entries_unassigned ON entries (id) WHERE policy IS NULL;
+    CREATE INDEX entries_expires ON entries (expires_at) WHERE expires_at IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Fragments of SQL the catalog modules share (see the rules on building SQL text).
 COLUMNS = (
     "id, account, area, path, disk_path, size, sha256, received_at, state, policy,"
-    " forwarded_at, destroyed_at, protocol, source, remote_path, destroy_intent"
+    " forwarded_at, destroyed_at, protocol, source, remote_path, destroy_intent, expires_at"
 )
 """The columns ``entry_from_row`` reads."""
 MAX_VARIABLES = 500  # bound parameters per statement (SQLite's limit can be 999)
@@ -114,6 +120,7 @@ class Entry:
     source: str = "upload"  # "upload" | "scan"
     remote_path: str | None = None
     destroy_intent: str | None = None  # the policy, once a destruction is intended
+    expires_at: datetime | None = None  # when the policy destroys it (None: forward/unmatched)
 
     @property
     def is_live(self) -> bool:
@@ -168,6 +175,7 @@ def entry_from_row(row: Row) -> Entry:
         source=row["source"],
         remote_path=row["remote_path"],
         destroy_intent=row["destroy_intent"],
+        expires_at=_time(row["expires_at"]),
     )
 
 

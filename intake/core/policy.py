@@ -320,6 +320,19 @@ def decide(
     return Decision(entry, Action.KEEP, policy.name, due, f"kept until {due:%Y-%m-%d %H:%M}Z")
 
 
+def expires_at(
+    entry: Catalogued, policy: Policy | None, working: WorkingCalendar | None
+) -> _dt.datetime | None:
+    """When ``policy``'s period for ``entry`` ends and the file is destroyed.
+
+    ``None`` when no policy matches (kept) or when the file waits to be forwarded: its end
+    then depends on the vendor, not on a date.
+    """
+    if policy is None or policy.then is not Then.DESTROY or policy.keep is None:
+        return None
+    return due_at(entry.received_at, policy.keep, working)
+
+
 def plan(
     entries: Iterable[Catalogued],
     policies: Sequence[Policy],

@@ -6,6 +6,8 @@ Rules:
   the contract of INTERFACE.md: times ISO-8601 UTC, ``null`` until a thing happens.
 - ``list`` shows arrivals (received, forwarded, altered, vanished, destroyed): the catalog
   is a history. Uploads that never completed (receiving, interrupted) only with ``--all``.
+  Each shows its policy and the date that policy destroys it (``expires_at``);
+  ``--expiring-within 7d`` lists only the live files that go within that time.
 - ``show ID``: an unknown ID is exit 1 (one line on stderr), a non-number exit 2.
 - ``scan`` reconciles now (what ``serve`` does at start) and exits 0 once done; what it
   found (catalogued, vanished, altered) is in its summary, the audit log and on stderr.
@@ -15,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from intake.adapters.audit import display
 from intake.adapters.catalog import Entry
 from intake.core.clock import isoformat
+from intake.core.errors import UsageError
 from intake.core.paths import check_account_name
 from intake.frontends import cli
 from intake.services.cataloguer import Cataloguer
+from intake.services.retention import RetentionBook
 
 
 def human_size(size: int) -> str:
@@ -63,21 +68,52 @@ def entry_json(entry: Entry) -> dict[str, Any]:
         "policy": entry.policy,
         "forwarded_at": _iso(entry.forwarded_at),
         "destroyed_at": _iso(entry.destroyed_at),
+        "expires_at": _iso(entry.expires_at),
         "remote_path": entry.remote_path,
         "protocol": entry.protocol,
         "source": entry.source,
     }
 
 
+_WITHIN = re.compile(r"^\s*(\d{1,5})\s*(h|hours?|d|days?|w|weeks?)\s*$", re.IGNORECASE)
+
+
+def parse_within(text: str) -> timedelta:
+    """``7d``, ``12h``, ``2w``, ``30 days``: how far ahead ``--expiring-within`` looks."""
+    match = _WITHIN.match(text)
+    if not match:
+        raise UsageError(
+            f"--expiring-within: {text!r} is not a duration like 7d, 12h, 2w or '30 days'"
+        )
+    amount, unit = int(match.group(1)), match.group(2).lower()[0]
+    return (
+        timedelta(hours=amount)
+        if unit == "h"
+        else timedelta(days=amount * (7 if unit == "w" else 1))
+    )
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.account is not None:
         check_account_name(args.account)
-    entries = cli._open(args).catalog.entries(args.account, include_attempts=args.all)
+    within = parse_within(args.expiring_within) if args.expiring_within else None
+    inst = cli._open(args)
+    if within is None:
+        entries = inst.catalog.entries(args.account, include_attempts=args.all)
+    else:
+        entries = [
+            e
+            for e in inst.catalog.expiring(inst.clock.now() + within)
+            if args.account is None or e.account == args.account
+        ]
     if args.json:
         print(json.dumps([entry_json(e) for e in entries], indent=2))
         return 0
     if not entries:
-        print("no catalogued arrival" + (f" for {args.account}" if args.account else ""))
+        what = "no catalogued arrival" if within is None else "nothing expires"
+        if within is not None:
+            what += f" within {args.expiring_within}"
+        print(what + (f" for {args.account}" if args.account else ""))
         return 0
     rows = [
         (
@@ -90,6 +126,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             utc_time(e.received_at),
             e.state.value,
             display(e.policy or "-"),
+            utc_time(e.expires_at)[:10] if e.expires_at else "-",
         )
         for e in entries
     ]
@@ -103,6 +140,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "RECEIVED (UTC)",
         "STATE",
         "POLICY",
+        "EXPIRES (UTC)",
     )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -133,6 +171,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         ("received", f"{local_time(entry.received_at)} ({utc_time(entry.received_at)})"),
         ("state", entry.state.value),
         ("policy", display(entry.policy or "-")),
+        (
+            "expires",
+            f"{local_time(entry.expires_at)} ({utc_time(entry.expires_at)})"
+            if entry.expires_at
+            else "-",
+        ),
         (
             "forwarded",
             f"{local_time(entry.forwarded_at)} ({utc_time(entry.forwarded_at)})"
@@ -165,7 +209,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     inst = cli._open(args)
     try:
-        cataloguer = Cataloguer(inst.catalog, inst.storage, inst.audit, inst.clock, protocol="cli")
+        retention = RetentionBook(inst.catalog, inst.config.policies_dir, inst.accounts)
+        retention.reload()
+        cataloguer = Cataloguer(
+            inst.catalog, inst.storage, inst.audit, inst.clock, protocol="cli", retention=retention
+        )
         report = cataloguer.reconcile(None, "intake catalog scan")
     finally:
         inst.close()
@@ -203,6 +251,11 @@ def register(subparsers: Any, add: Any) -> None:
         "--all",
         action="store_true",
         help="also uploads that never completed (receiving, interrupted)",
+    )
+    p.add_argument(
+        "--expiring-within",
+        metavar="DURATION",
+        help="only live files whose policy destroys them within DURATION (7d, 12h, 2w)",
     )
     p.add_argument("--json", action="store_true")
     p = add(sub, "show", cmd_show, "one catalog entry and its history")

@@ -11,8 +11,8 @@ Rules:
 - On SIGTERM/SIGINT every session is closed; uploads still open become
   ``upload.interrupted``; the process exits 0 once the sessions are gone.
 - On SIGHUP accounts and policies are reloaded (accounts are read live from their
-  store at every login, so nothing is cached to drop; the policies are checked at once
-  and read afresh by every sweep).
+  store at every login, so nothing is cached to drop; the policies are read again and
+  every live catalog entry's policy and ``expires_at`` recomputed, at start too).
 - With ``[sweeper] interval`` set, a sweeper thread sweeps at start and then at that
   interval; it shares ``state/sweeper.lock`` with ``intake sweep`` (the systemd timer), so
   the two never overlap. It stops first, before the front-ends.
@@ -30,10 +30,12 @@ import threading
 from typing import Protocol
 
 from intake.core.config import Listen
+from intake.core.errors import ConfigError, UsageError
 from intake.frontends.ftps import FtpsService
 from intake.frontends.sftp import SftpService
 from intake.services.cataloguer import Cataloguer
 from intake.services.instance import Instance
+from intake.services.retention import RetentionBook
 from intake.services.sweeper_thread import SweeperThread
 
 log = logging.getLogger("intake.daemon")
@@ -65,6 +67,20 @@ class Daemon:
         self.addresses: dict[str, tuple[str, int]] = {}
         self.cataloguer: Cataloguer | None = None
         self.sweeper: SweeperThread | None = None
+        self.retention: RetentionBook | None = None
+
+    def reload_policies(self) -> None:
+        """Read the policies again and re-date every live entry (start, SIGHUP)."""
+        if self.retention is None:
+            return
+        try:
+            self.retention.reload()
+            changed = self.retention.reassess()
+        except (ConfigError, UsageError) as exc:
+            log.error("policies not reloaded: %s", exc)
+            return
+        if changed:
+            log.info("retention: %d catalog entries got a new policy or end date", changed)
 
     def start(self) -> dict[str, tuple[str, int]]:
         cfg = self.instance.config
@@ -74,7 +90,11 @@ class Daemon:
         inst = self.instance
         plans: list[tuple[str, Listen]] = [("sftp", cfg.sftp.listen), ("ftps", cfg.ftps.listen)]
         try:
-            self.cataloguer = Cataloguer(inst.catalog, inst.storage, inst.audit, inst.clock)
+            self.retention = RetentionBook(inst.catalog, cfg.policies_dir, inst.accounts)
+            self.reload_policies()
+            self.cataloguer = Cataloguer(
+                inst.catalog, inst.storage, inst.audit, inst.clock, retention=self.retention
+            )
             self.cataloguer.start()
             inst.listeners.append(self.cataloguer)
             for name, listen in plans:
@@ -120,7 +140,8 @@ def serve(instance: Instance) -> int:
         stop.set()
 
     def on_reload(_signum: int, _frame: object) -> None:
-        log.info("received SIGHUP: accounts are read live; policies reload at the next sweep")
+        log.info("received SIGHUP: accounts are read live; policies reloaded")
+        daemon.reload_policies()
         if daemon.sweeper is not None:
             daemon.sweeper.reload()
 

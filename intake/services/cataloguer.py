@@ -63,6 +63,7 @@ from intake.services.cataloguer_check import (
 from intake.services.cataloguer_scan import Reconciler, Stopped
 from intake.services.cataloguer_watch import Watcher
 from intake.services.files import Arrival, FileEvents
+from intake.services.retention import RetentionBook
 
 __all__ = ["SETTLE_SECONDS", "Cataloguer", "ScanReport"]
 
@@ -79,8 +80,10 @@ class Cataloguer(Reconciler, FileEvents):
         audit: AuditLog,
         clock: Clock,
         protocol: str | None = None,
+        retention: RetentionBook | None = None,
     ) -> None:
         self.catalog = catalog
+        self.retention = retention
         self.storage = storage
         self.audit = audit
         self.clock = clock
@@ -105,6 +108,7 @@ class Cataloguer(Reconciler, FileEvents):
     def received(self, arrival: Arrival) -> None:
         try:
             self._record(arrival)
+            self._assign_policies()
         except Exception:
             # The client's file is in place whatever happens here: retry off its thread.
             log.exception("could not catalogue %s at once; retrying", display(arrival.path))
@@ -218,6 +222,7 @@ class Cataloguer(Reconciler, FileEvents):
             arrival = self._unrecorded.pop(job[1], None)
             if arrival is not None:
                 self._record(arrival)
+                self._assign_policies()
         elif kind == "settled":
             for path, _ in self._take_settled():
                 self.check(path)

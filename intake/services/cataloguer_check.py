@@ -34,6 +34,7 @@ from intake.adapters.storage import Storage, sha256_file
 from intake.core.authz import OUTBOX, Area
 from intake.core.clock import Clock
 from intake.core.model import ArrivalState
+from intake.services.retention import RetentionBook
 
 log = logging.getLogger("intake.cataloguer")
 
@@ -86,6 +87,7 @@ class FileChecks:
     reports: list[ScanReport]  # one per reconciliation, in order
     _stop: threading.Event  # set: a scan stops between two files
     _settling: dict[str, tuple[FileStat, float]]  # path -> (its stat, monotonic time due)
+    retention: RetentionBook | None  # sets each new entry's policy and end date
 
     # -- layout ----------------------------------------------------------------------
 
@@ -240,6 +242,16 @@ class FileChecks:
     def _catalogue(self, found: list[Found], report: ScanReport) -> None:
         with self.audit.batch():
             self._catalogue_batch(found, report)
+        self._assign_policies()
+
+    def _assign_policies(self) -> None:
+        """New entries get their policy and end date now (the sweeper re-checks anyway)."""
+        if self.retention is None:
+            return
+        try:
+            self.retention.assign_new()
+        except Exception:
+            log.exception("could not set the retention policy of new entries; the sweep will")
 
     def _catalogue_batch(self, found: list[Found], report: ScanReport) -> None:
         reason = "found on disk outside an upload"

@@ -26,15 +26,14 @@ The pieces, each in its own module:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from intake.adapters.holidays_fr import working_calendar
 from intake.core import policy as policy_mod
-from intake.core.errors import UsageError
 from intake.core.model import Role
 from intake.core.policy import Action, Plan, Policy
 from intake.services.instance import Instance
+from intake.services.retention import load_policies
 from intake.services.sweeper_destroy import Destroyer
 from intake.services.sweeper_forward import Forwarder, vendor_target
 from intake.services.sweeper_lock import LOCK_NAME, RunLock, SweepBusy
@@ -53,20 +52,6 @@ __all__ = [
     "load_policies",
     "vendor_target",
 ]
-
-
-def load_policies(folder: Path) -> list[Policy]:
-    """Every ``*.toml`` in ``folder`` (hidden files skipped), in the order they are tried."""
-    if not folder.is_dir():
-        return []
-    files = sorted(p for p in folder.glob("*.toml") if not p.name.startswith("."))
-    texts = []
-    for path in files:
-        try:
-            texts.append((str(path), path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{path}: cannot read the policy ({exc})") from None
-    return policy_mod.parse_policies(texts)
 
 
 class Sweeper:
@@ -108,11 +93,18 @@ class Sweeper:
     def _apply(self, policies: list[Policy], report: SweepReport) -> None:
         self.destroyer.recover(report)
         report.plan = plan = self.make_plan(policies)
-        self.catalog.set_policies(
-            (d.entry.id, d.policy)
-            for d in plan.decisions
-            if d.policy and getattr(d.entry, "policy", None) != d.policy
-        )
+        by_name = {p.name: p for p in policies}
+        changes = []
+        for d in plan.decisions:
+            if not d.policy:
+                continue
+            expires = policy_mod.expires_at(d.entry, by_name[d.policy], self.working)
+            if (getattr(d.entry, "policy", None), getattr(d.entry, "expires_at", None)) != (
+                d.policy,
+                expires,
+            ):
+                changes.append((d.entry.id, d.policy, expires))
+        self.catalog.set_policies(changes)
         self.forwarder.forward_all(
             plan.by_action(Action.FORWARD), {p.name: p for p in policies}, report
         )
