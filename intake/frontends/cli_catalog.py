@@ -11,6 +11,8 @@ Rules:
 - ``show ID``: an unknown ID is exit 1 (one line on stderr), a non-number exit 2.
 - ``scan`` reconciles now (what ``serve`` does at start) and exits 0 once done; what it
   found (catalogued, vanished, altered) is in its summary, the audit log and on stderr.
+  It shares ``state/recovery.lock``: it never runs beside ``serve``'s recovery of a
+  previous run (it waits for it, then says who holds it: exit 1).
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from typing import Any
 
 from intake.adapters.audit import display
 from intake.adapters.catalog import Entry
+from intake.adapters.locks import recovery_lock
 from intake.core.clock import isoformat
 from intake.core.errors import UsageError
 from intake.core.paths import check_account_name
 from intake.frontends import cli
 from intake.services.cataloguer import Cataloguer
 from intake.services.retention import RetentionBook
+
+SCAN_WAIT = 120.0  # seconds a scan waits for serve's recovery of a previous run
 
 
 def human_size(size: int) -> str:
@@ -211,10 +216,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
     try:
         retention = RetentionBook(inst.catalog, inst.config.policies_dir, inst.accounts)
         retention.reload()
-        cataloguer = Cataloguer(
-            inst.catalog, inst.storage, inst.audit, inst.clock, protocol="cli", retention=retention
-        )
-        report = cataloguer.reconcile(None, "intake catalog scan")
+        # Never beside serve's recovery of a previous run (staging, uploads cut).
+        lock = recovery_lock(inst.config.state_dir, shared=True)
+        lock.acquire(wait=SCAN_WAIT)
+        try:
+            cataloguer = Cataloguer(
+                inst.catalog,
+                inst.storage,
+                inst.audit,
+                inst.clock,
+                protocol="cli",
+                retention=retention,
+            )
+            report = cataloguer.reconcile(None, "intake catalog scan")
+        finally:
+            lock.release()
     finally:
         inst.close()
     if args.json:

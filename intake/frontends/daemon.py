@@ -2,8 +2,14 @@
 
 Rules:
 - Startup problems (port taken, unreadable key) are ``StartupError``: one line, exit 1.
-- Leftovers of uploads cut by a crash (``data/.staging``) are discarded at start: they
-  were never received.
+- One ``serve`` per instance: ``state/serve.lock`` (``intake.adapters.locks``) is taken
+  first, before anything else; a second ``serve`` says "already served by PID n" and exits
+  1 having touched nothing.
+- Then every port is bound (nothing accepted yet), and only then is the previous run
+  recovered, under ``state/recovery.lock``: leftovers of uploads cut by a crash
+  (``data/.staging``) are discarded (they were never received) and uploads still
+  ``receiving`` in the catalog become interrupted. A port that cannot be bound fails the
+  start before any recovery. Connections are accepted once the recovery is done.
 - The cataloguer starts before any front-end: it is a file-events listener from the first
   connection on, watches ``data/``, and reconciles the catalog with the disk in the
   background (uploads are catalogued meanwhile). It stops after the front-ends, so the
@@ -29,8 +35,9 @@ import sys
 import threading
 from typing import Protocol
 
+from intake.adapters.locks import FileLock, LockBusy, recovery_lock, serve_lock
 from intake.core.config import Listen
-from intake.core.errors import ConfigError, UsageError
+from intake.core.errors import ConfigError, StartupError, UsageError
 from intake.frontends.ftps import FtpsService
 from intake.frontends.sftp import SftpService
 from intake.services.cataloguer import Cataloguer
@@ -39,9 +46,12 @@ from intake.services.retention import RetentionBook
 from intake.services.sweeper_thread import SweeperThread
 
 log = logging.getLogger("intake.daemon")
+RECOVERY_WAIT = 120.0  # seconds a start waits for a running ``catalog scan`` to finish
 
 
 class FrontEnd(Protocol):
+    def bind(self, listen: Listen) -> tuple[str, int]: ...
+
     def start(self, listen: Listen) -> tuple[str, int]: ...
 
     def stop(self, timeout: float = 10.0) -> None: ...
@@ -68,6 +78,7 @@ class Daemon:
         self.cataloguer: Cataloguer | None = None
         self.sweeper: SweeperThread | None = None
         self.retention: RetentionBook | None = None
+        self._lock: FileLock | None = None
 
     def reload_policies(self) -> None:
         """Read the policies again and re-date every live entry (start, SIGHUP)."""
@@ -84,25 +95,47 @@ class Daemon:
 
     def start(self) -> dict[str, tuple[str, int]]:
         cfg = self.instance.config
-        leftovers = self.instance.storage.clear_staging()
-        if leftovers:
-            log.warning("discarded %d partial upload(s) left by a previous run", len(leftovers))
         inst = self.instance
+        self._lock = serve_lock(cfg.state_dir)
+        try:
+            self._lock.acquire()
+        except LockBusy as exc:
+            self._lock = None
+            raise StartupError(f"{cfg.root}: already served by PID {exc.holder}") from None
         plans: list[tuple[str, Listen]] = [("sftp", cfg.sftp.listen), ("ftps", cfg.ftps.listen)]
         try:
-            self.retention = RetentionBook(inst.catalog, cfg.policies_dir, inst.accounts)
-            self.reload_policies()
-            self.cataloguer = Cataloguer(
-                inst.catalog, inst.storage, inst.audit, inst.clock, retention=self.retention
-            )
-            self.cataloguer.start()
-            inst.listeners.append(self.cataloguer)
+            bound: list[tuple[str, FrontEnd, Listen]] = []
             for name, listen in plans:
                 if not listen.enabled:
                     continue
                 frontend = self._build(name)
-                self.addresses[name] = frontend.start(listen)
                 self.frontends[name] = frontend
+                self.addresses[name] = frontend.bind(listen)
+                bound.append((name, frontend, listen))
+            recovery = recovery_lock(cfg.state_dir)
+            try:
+                recovery.acquire(wait=RECOVERY_WAIT)
+            except LockBusy as exc:
+                raise StartupError(
+                    f"{cfg.root}: a catalog scan (pid {exc.holder}) still runs; try again"
+                ) from None
+            try:
+                leftovers = inst.storage.clear_staging()
+                if leftovers:
+                    log.warning(
+                        "discarded %d partial upload(s) left by a previous run", len(leftovers)
+                    )
+                self.retention = RetentionBook(inst.catalog, cfg.policies_dir, inst.accounts)
+                self.reload_policies()
+                self.cataloguer = Cataloguer(
+                    inst.catalog, inst.storage, inst.audit, inst.clock, retention=self.retention
+                )
+                self.cataloguer.start()
+            finally:
+                recovery.release()
+            inst.listeners.append(self.cataloguer)
+            for name, frontend, listen in bound:
+                self.addresses[name] = frontend.start(listen)
             if cfg.sweeper.interval:
                 self.sweeper = SweeperThread(inst, cfg.sweeper.interval)
                 self.sweeper.start()
@@ -128,6 +161,9 @@ class Daemon:
                 self.instance.listeners.remove(self.cataloguer)
             self.cataloguer.stop()
             self.cataloguer = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def serve(instance: Instance) -> int:

@@ -272,8 +272,14 @@ class FtpsService:
         }
         return type("IntakeControlChannel", (ControlChannel,), attributes)
 
+    def bind(self, listen: Listen) -> tuple[str, int]:
+        """Check the TLS files and bind, accepting nothing yet."""
+        if self._handler is None:
+            self._handler = self._handler_class()
+        return self._listener.bind(listen)
+
     def start(self, listen: Listen) -> tuple[str, int]:
-        self._handler = self._handler_class()
+        self.bind(listen)
         return self._listener.start(listen)
 
     def _run(self, client: socket.socket, ip: str, accepted: float) -> None:

@@ -40,11 +40,15 @@ class ThreadedListener:
         self._handle = handle
         self._refuse = refuse
         self._sock: socket.socket | None = None
+        self._address: tuple[str, int] = ("", 0)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.stopping = threading.Event()
 
-    def start(self, listen: Listen) -> tuple[str, int]:
+    def bind(self, listen: Listen) -> tuple[str, int]:
+        """Bind and listen, accepting nothing yet (``serve`` binds before its recovery)."""
+        if self._sock is not None:
+            return self._address
         family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -55,7 +59,12 @@ class ThreadedListener:
             raise StartupError(f"{self.name}: cannot listen on {listen}: {exc.strerror}") from None
         sock.listen(64)
         self._sock = sock
-        address: tuple[str, int] = sock.getsockname()[:2]
+        self._address = sock.getsockname()[:2]
+        return self._address
+
+    def start(self, listen: Listen) -> tuple[str, int]:
+        """Bind (unless ``bind`` did) and start accepting connections."""
+        address = self.bind(listen)
         threading.Thread(target=self._accept_loop, name=f"{self.name}-accept", daemon=True).start()
         return address
 

@@ -249,6 +249,9 @@ class SftpService:
         self._connections: set[tuple[paramiko.Transport, IntakeServer]] = set()
         self._lock = threading.Lock()
 
+    def bind(self, listen: Listen) -> tuple[str, int]:
+        return self._listener.bind(listen)
+
     def start(self, listen: Listen) -> tuple[str, int]:
         return self._listener.start(listen)
 
