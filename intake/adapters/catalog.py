@@ -8,6 +8,7 @@ split by job (each module's docstring states its own rules):
     catalog_queries    a connection per thread, the shared write steps, every read
     catalog_arrivals   uploads, and files found, renamed, changed or gone on disk
     catalog_fates      policies, forwarding, destruction (the sweeper's writes)
+    catalog_certificates  the signed destruction certificates, one per destroyed entry
 
 Rules:
 - One row per arrival (``entries``) and an ordered history per row (``events``). Nothing is
@@ -33,6 +34,7 @@ Rules:
 from __future__ import annotations
 
 from intake.adapters.catalog_arrivals import ArrivalRecords, Locate
+from intake.adapters.catalog_certificates import CertificateRecords, StoredCertificate
 from intake.adapters.catalog_fates import FateRecords
 from intake.adapters.catalog_model import (
     ATTEMPT_STATES,
@@ -58,8 +60,9 @@ __all__ = [
     "IllegalTransition",
     "Known",
     "Locate",
+    "StoredCertificate",
 ]
 
 
-class Catalog(ArrivalRecords, FateRecords):
+class Catalog(ArrivalRecords, FateRecords, CertificateRecords):
     """The catalog database; thread-safe (a connection per thread). See the module docstring."""

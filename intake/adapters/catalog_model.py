@@ -72,6 +72,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX entries_unassigned ON entries (id) WHERE policy IS NULL;
     CREATE INDEX entries_expires ON entries (expires_at) WHERE expires_at IS NOT NULL;
     """,
+    # 3: destruction certificates, signed when the file was destroyed (one per entry).
+    """
+    CREATE TABLE certificates (
+        entry_id INTEGER PRIMARY KEY REFERENCES entries (id),
+        account TEXT NOT NULL,
+        destroyed_at TEXT NOT NULL,
+        document TEXT NOT NULL
+    );
+    CREATE INDEX certificates_account ON certificates (account, destroyed_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -31,7 +31,7 @@ from intake.core.config import load as load_config_file
 from intake.core.errors import IntakeError, InvalidName, UsageError
 from intake.core.model import Role
 from intake.core.paths import check_account_name
-from intake.frontends import cli_catalog, cli_sweep
+from intake.frontends import cli_catalog, cli_documents, cli_sweep
 from intake.services import instance as instance_mod
 from intake.services.instance import Instance
 
@@ -337,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", metavar="NAME")
     p.add_argument("--event", metavar="NAME")
     p.add_argument("--json", action="store_true")
+    cli_documents.register(aud, add)
 
     cli_catalog.register(sub, add)
     cli_sweep.register(sub, add)

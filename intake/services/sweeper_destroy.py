@@ -6,9 +6,12 @@ Rules:
   and the certificate says so); unlink and fsync the folder (``storage.destroy_file``);
   the ``destroyed`` audit record (the certificate: entry, account, path, size, sha256,
   received_at, destroyed_at, policy, integrity); ``record_destroyed``.
+- The certificate is a signed document (``intake.services.documents``) kept in the
+  catalog before the ``destroyed`` record is written; that record carries its
+  fingerprint. The audit key is loaded before anything is destroyed.
 - A run killed at any instant leaves an intent that the next run finishes (``recover``):
-  the file is destroyed once, and the certificate is written once (the audit log is
-  checked before writing it again).
+  the file is destroyed once, and the certificate is signed and written once (the kept
+  certificate and the audit log are checked before writing either again).
 - A file is unlinked only if it is a regular file inside ``data/`` reached without a
   symlink; anything else is refused and reported.
 - A problem with one file is a failure in the report; the run goes on.
@@ -16,18 +19,21 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
 from typing import Any
 
 from intake.adapters import audit as audit_mod
+from intake.adapters import signing
 from intake.adapters.catalog import Entry
 from intake.adapters.storage import destroy_file, sha256_file
 from intake.core.clock import isoformat, parse_iso
 from intake.core.errors import IntakeError
 from intake.core.model import ArrivalState
 from intake.core.paths import is_within
+from intake.services import documents
 from intake.services.instance import Instance
 from intake.services.sweeper_report import SweepReport, describe, record_entry
 
@@ -42,6 +48,8 @@ class Destroyer:
         self.catalog = instance.catalog
         self.audit = instance.audit
         self.clock = instance.clock
+        # Loaded before anything is destroyed: no key, no destruction (fail closed).
+        self.signer = documents.audit_signer(self.cfg)
 
     def recover(self, report: SweepReport) -> None:
         """Finish the destructions a killed run recorded the intent of."""
@@ -104,6 +112,50 @@ class Destroyer:
                 return record
         return None
 
+    def _certificate(
+        self,
+        entry: Entry,
+        policy: str,
+        verified: bool,
+        actual: str,
+        size: int,
+        earlier: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The signed certificate of this destruction: the one kept, or a new one kept now.
+
+        A run cut after the ``destroyed`` record but before the catalog kept a certificate
+        signs one from that record (same time, policy, integrity), so the two agree.
+        """
+        kept = self.catalog.certificate(entry.id)
+        if kept is not None:
+            document: dict[str, Any] = json.loads(kept.document)
+            return document
+        if earlier is not None:
+            body = documents.certificate_body(
+                self.cfg,
+                entry,
+                str(earlier.get("destroyed_at") or earlier["ts"]),
+                str(earlier.get("policy") or policy),
+                str(earlier.get("integrity") or ("verified" if verified else "altered")),
+                earlier.get("actual_sha256"),
+                earlier.get("actual_size"),
+            )
+        else:
+            body = documents.certificate_body(
+                self.cfg,
+                entry,
+                isoformat(self.clock.now()),
+                policy,
+                "verified" if verified else "altered",
+                None if verified or not actual else actual,
+                size if size and size != entry.size else None,
+            )
+        signed = signing.sign_document(body, self.signer)
+        text = json.dumps(signed, sort_keys=True, ensure_ascii=False)
+        kept = self.catalog.store_certificate(entry.id, entry.account, body["destroyed_at"], text)
+        document = json.loads(kept.document)
+        return document
+
     def _certify(
         self,
         entry: Entry,
@@ -115,31 +167,31 @@ class Destroyer:
         recovering: bool,
     ) -> None:
         earlier = self._already_certified(entry.id) if recovering else None
-        if earlier is not None:
-            at = parse_iso(str(earlier.get("destroyed_at") or earlier["ts"]))
-            certificate = {k: v for k, v in earlier.items() if k not in ("ts", "event")}
-            certificate = {**describe(entry), **certificate}
-        else:
-            at = self.clock.now()
-            certificate = {
-                "protocol": "sweeper",
-                "entry": entry.id,
-                "account": entry.account,
-                "area": entry.area,
-                "path": entry.path,
-                "size": entry.size,
-                "sha256": entry.sha256,
-                "received_at": isoformat(entry.received_at),
-                "destroyed_at": isoformat(at),
-                "policy": policy,
-                "integrity": "verified" if verified else "altered",
-                "actual_sha256": None if verified or not actual else actual,
-                "actual_size": size if size and size != entry.size else None,
-                "forwarded_at": isoformat(entry.forwarded_at) if entry.forwarded_at else None,
-                "remote_path": entry.remote_path,
-            }
+        document = self._certificate(entry, policy, verified, actual, size, earlier)
+        at = parse_iso(str(document["destroyed_at"]))
+        certificate = {
+            "protocol": "sweeper",
+            "entry": entry.id,
+            "account": entry.account,
+            "area": entry.area,
+            "path": entry.path,
+            "size": entry.size,
+            "sha256": entry.sha256,
+            "received_at": document["received_at"],
+            "destroyed_at": document["destroyed_at"],
+            "policy": document["policy"],
+            "integrity": document["integrity"],
+            "actual_sha256": document.get("actual_sha256"),
+            "actual_size": document.get("actual_size"),
+            "forwarded_at": document.get("forwarded_at"),
+            "remote_path": document.get("remote_path"),
+            "certificate": documents.fingerprint(document),
+        }
+        if earlier is None:
             self.audit.record("destroyed", **certificate)
-        self.catalog.record_destroyed(entry.id, at, policy, verified)
+        else:
+            certificate = {**describe(entry), **certificate}
+        self.catalog.record_destroyed(entry.id, at, str(document["policy"]), verified)
         report.destroyed.append(
             {"id": entry.id, **{k: v for k, v in certificate.items() if v is not None}}
         )

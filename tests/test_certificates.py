@@ -1,0 +1,232 @@
+"""Destruction certificates: signed when the sweeper destroys, listed, exported, verified offline
+by ``intake audit verify-document`` and by a few lines of plain ``cryptography``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from intake.adapters import signing
+from intake.adapters.audit import AuditLog
+from intake.adapters.catalog import Catalog
+from intake.core.clock import FixedClock, parse_iso
+from intake.core.config import load
+from intake.services import documents
+from tests.conftest import TestInstance
+
+FAR = "2040-01-01T00:00:00Z"
+
+
+def drop(instance: TestInstance, member: str, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = instance.area(member) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    instance.cli("catalog", "scan", check=True)
+
+
+def public_key(instance: TestInstance, folder: Path) -> Path:
+    """The audit public key, exported as an auditor would hold it (PEM), outside the instance."""
+    signer = signing.load_signer(instance.root / "keys" / signing.AUDIT_KEY_FILE)
+    path = folder / "audit.pub"
+    path.write_bytes(signer.verifier.pem())
+    return path
+
+
+def plain_verify(document: dict[str, Any], pem: bytes) -> None:
+    """The README's recipe: nothing of intake, only ``json`` and ``cryptography``."""
+    key = serialization.load_pem_public_key(pem)
+    assert isinstance(key, ed25519.Ed25519PublicKey)
+    body = {k: v for k, v in document.items() if k != "signature"}
+    message = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    key.verify(base64.b64decode(document["signature"]["value"]), message.encode())
+
+
+@pytest.fixture
+def destroyed(instance: TestInstance) -> TestInstance:
+    """Two members' backups, all destroyed by one sweep far in the future."""
+    instance.add_account("mairie-a")
+    instance.add_account("mairie-b")
+    drop(instance, "mairie-a", {"2026/base.zip": b"backup of mairie-a"})
+    drop(instance, "mairie-b", {"paie.sql": b"payroll of mairie-b"})
+    done = instance.cli("sweep", "--now", FAR)
+    assert 0 == done.returncode, done.stderr
+    return instance
+
+
+class TestCertificates:
+    def test_listed_per_account(self, destroyed: TestInstance) -> None:
+        """``audit certificates`` lists one per destroyed file; ``--account`` narrows it."""
+        every = json.loads(destroyed.cli("audit", "certificates", "--json", check=True).stdout)
+        assert {("mairie-a", "/2026/base.zip"), ("mairie-b", "/paie.sql")} == {
+            (d["account"], d["path"]) for d in every
+        }
+        only_a = destroyed.cli("audit", "certificates", "--account", "mairie-a", "--json")
+        assert ["mairie-a"] == [d["account"] for d in json.loads(only_a.stdout)]
+        later = destroyed.cli("audit", "certificates", "--since", "2041-01-01", "--json")
+        assert [] == json.loads(later.stdout)
+        table = destroyed.cli("audit", "certificates", check=True).stdout
+        assert "/2026/base.zip" in table and "verified" in table
+
+    def test_exported_document_states_the_destruction(
+        self, destroyed: TestInstance, tmp_path: Path
+    ) -> None:
+        """The exported certificate is self-contained and matches the audit record."""
+        [record] = [r for r in destroyed.audit("destroyed") if r["account"] == "mairie-a"]
+        out = tmp_path / "cert.json"
+        done = destroyed.cli("audit", "certificate", str(record["entry"]), "--out", str(out))
+        assert 0 == done.returncode, done.stderr
+        doc = json.loads(out.read_text())
+        data = b"backup of mairie-a"
+        assert {
+            "format": "intake-signed-document/1",
+            "kind": "destruction-certificate",
+            "instance": "localhost",
+            "entry": record["entry"],
+            "account": "mairie-a",
+            "path": "/2026/base.zip",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "received_at": record["received_at"],
+            "destroyed_at": "2040-01-01T00:00:00.000000Z",
+            "policy": "member-backups",
+            "integrity": "verified",
+        }.items() <= doc.items()
+        signer = signing.load_signer(destroyed.root / "keys" / signing.AUDIT_KEY_FILE)
+        assert signer.key_id == doc["signature"]["key_id"]
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert record["certificate"] == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def test_verified_offline_by_cli_and_plain_cryptography(
+        self, destroyed: TestInstance, tmp_path: Path
+    ) -> None:
+        """With only the public key: the CLI says valid and what it certifies; plain
+        ``cryptography`` accepts the signature."""
+        key = public_key(destroyed, tmp_path)
+        [entry] = [r["entry"] for r in destroyed.audit("destroyed") if r["account"] == "mairie-b"]
+        out = tmp_path / "cert.json"
+        destroyed.cli("audit", "certificate", str(entry), "--out", str(out), check=True)
+        check = destroyed.cli("audit", "verify-document", str(out), "--public-key", str(key))
+        assert 0 == check.returncode, check.stderr
+        assert "VALID destruction certificate" in check.stdout
+        assert "mairie-b" in check.stdout and "/paie.sql" in check.stdout
+        plain_verify(json.loads(out.read_text()), key.read_bytes())
+
+    def test_tampered_certificate_fails(self, destroyed: TestInstance, tmp_path: Path) -> None:
+        """One changed value: the CLI exits 1 saying so, and plain cryptography refuses."""
+        key = public_key(destroyed, tmp_path)
+        [entry] = [r["entry"] for r in destroyed.audit("destroyed") if r["account"] == "mairie-a"]
+        out = tmp_path / "cert.json"
+        destroyed.cli("audit", "certificate", str(entry), "--out", str(out), check=True)
+        doc = json.loads(out.read_text())
+        doc["destroyed_at"] = "2039-01-01T00:00:00.000000Z"
+        out.write_text(json.dumps(doc))
+        check = destroyed.cli("audit", "verify-document", str(out), "--public-key", str(key))
+        assert 1 == check.returncode
+        assert "does not match" in check.stderr
+        with pytest.raises(InvalidSignature):
+            plain_verify(doc, key.read_bytes())
+
+    def test_another_key_fails(self, destroyed: TestInstance, tmp_path: Path) -> None:
+        """A certificate checked against another instance's key is not valid (exit 1)."""
+        other = ed25519.Ed25519PrivateKey.generate().public_key()
+        key = tmp_path / "other.pub"
+        key.write_bytes(
+            other.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        out = tmp_path / "cert.json"
+        entry = str(destroyed.audit("destroyed")[0]["entry"])
+        destroyed.cli("audit", "certificate", entry, "--out", str(out), check=True)
+        check = destroyed.cli("audit", "verify-document", str(out), "--public-key", str(key))
+        assert 1 == check.returncode
+        assert "another key" in check.stderr
+
+    def test_usage_errors(self, destroyed: TestInstance, tmp_path: Path) -> None:
+        """Unknown id or unreadable file: exit 2, one line, no traceback."""
+        unknown = destroyed.cli("audit", "certificate", "999", "--out", str(tmp_path / "x"))
+        assert 2 == unknown.returncode
+        assert "no destruction certificate for entry 999" in unknown.stderr
+        assert not (tmp_path / "x").exists()
+        missing = destroyed.cli(
+            "audit", "verify-document", str(tmp_path / "nope.json"), "--public-key", "nope.pub"
+        )
+        assert 2 == missing.returncode
+        assert "Traceback" not in missing.stderr
+        key = public_key(destroyed, tmp_path)
+        garbage = tmp_path / "garbage.json"
+        garbage.write_text("not json {")
+        bad = destroyed.cli("audit", "verify-document", str(garbage), "--public-key", str(key))
+        assert 1 == bad.returncode and "not a JSON document" in bad.stderr
+
+
+class TestCrashSafety:
+    def test_recovered_destruction_has_exactly_one_certificate(
+        self, instance: TestInstance
+    ) -> None:
+        """Killed after the ``destroyed`` record, before the catalog knew: the rerun signs one
+        certificate that agrees with that record, and a later sweep adds none."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"x"})
+        clock = FixedClock(parse_iso("2039-06-01T00:00:00Z"))
+        db = Catalog(instance.root / "state" / "catalog.db", clock)
+        audit = AuditLog(instance.root / "log", clock)
+        try:
+            (e,) = db.live_entries()
+            db.record_destroy_intent(e.id, "member-backups")
+            Path(e.disk_path).unlink()
+            audit.record(
+                "destroyed",
+                protocol="sweeper",
+                entry=e.id,
+                account=e.account,
+                path=e.path,
+                policy="member-backups",
+                integrity="verified",
+                destroyed_at="2039-06-01T00:00:00.000000Z",
+            )
+        finally:
+            db.close()
+            audit.close()
+        assert 0 == instance.cli("sweep").returncode
+        assert 0 == instance.cli("sweep", "--now", FAR).returncode
+        [doc] = json.loads(instance.cli("audit", "certificates", "--json", check=True).stdout)
+        assert ("2039-06-01T00:00:00.000000Z", e.id) == (doc["destroyed_at"], doc["entry"])
+        assert 1 == len(instance.audit("destroyed"))
+
+    def test_kept_certificate_is_reused(self, instance: TestInstance, tmp_path: Path) -> None:
+        """Killed after the certificate was kept, before the audit record: the rerun writes
+        the record from that same certificate (one certificate, one record, same bytes)."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"y"})
+        cfg = load(instance.config_file)
+        db = Catalog(instance.root / "state" / "catalog.db", FixedClock(parse_iso(FAR)))
+        try:
+            (e,) = db.live_entries()
+            db.record_destroy_intent(e.id, "member-backups")
+            Path(e.disk_path).unlink()
+            body = documents.certificate_body(
+                cfg, e, "2039-07-01T00:00:00.000000Z", "member-backups", "verified"
+            )
+            signed = signing.sign_document(body, documents.audit_signer(cfg))
+            db.store_certificate(e.id, e.account, body["destroyed_at"], json.dumps(signed))
+            again = db.store_certificate(e.id, e.account, "2040-01-01T00:00:00.000000Z", "{}")
+        finally:
+            db.close()
+        assert signed == json.loads(again.document)  # a kept certificate is never replaced
+        assert 0 == instance.cli("sweep").returncode
+        [record] = instance.audit("destroyed")
+        assert "2039-07-01T00:00:00.000000Z" == record["destroyed_at"]
+        assert documents.fingerprint(signed) == record["certificate"]
+        out = tmp_path / "c.json"
+        instance.cli("audit", "certificate", str(e.id), "--out", str(out), check=True)
+        assert signed == json.loads(out.read_text())
