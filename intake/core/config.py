@@ -39,7 +39,11 @@ class Listen:
 
 @dataclass(frozen=True)
 class ServerSection:
-    hostname: str = "localhost"  # the name in the TLS certificate
+    hostname: str = "localhost"  # the name in the TLS certificate and on connection cards
+    public_sftp_port: int = 0  # the SFTP port members use, behind NAT (0: the listen port)
+    public_ftps_port: int = 0  # the FTPS port members use, behind NAT (0: the listen port)
+    organisation: str = ""  # who runs the service, on connection cards
+    contact: str = ""  # how members reach the agency (phone, e-mail), on connection cards
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,12 @@ TEMPLATE = """\
 # Every key is optional; the values below are the defaults.
 
 [server]
-hostname = "localhost"            # the host name in the self-signed TLS certificate
+hostname = "localhost"            # the host name in the self-signed TLS certificate,
+                                  # and the address printed on members' connection cards
+public_sftp_port = 0              # the ports members connect to when the service is
+public_ftps_port = 0              # published behind NAT on other ports (0: the listen port)
+organisation = ""                 # who runs the service, e.g. "Agence technique départementale"
+contact = ""                      # e.g. "04 70 00 00 00 - assistance@example.fr"
 
 [sftp]
 listen = "127.0.0.1:2222"         # "" turns SFTP off; "0.0.0.0:22" to serve the network
@@ -246,9 +255,9 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
     if isinstance(default, int):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(file, key, "expected a whole number")
-        if value < 0 or (value == 0 and name != "port"):
+        if value < 0 or (value == 0 and not name.endswith("port")):
             raise ConfigError(file, key, "expected a positive number")
-        if name == "port" and value > 65535:
+        if name.endswith("port") and value > 65535:
             raise ConfigError(file, key, "expected a port number (1-65535)")
         return value
     if not isinstance(value, str):

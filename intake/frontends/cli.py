@@ -31,7 +31,7 @@ from intake.core.config import load as load_config_file
 from intake.core.errors import IntakeError, InvalidName, UsageError
 from intake.core.model import Role
 from intake.core.paths import check_account_name
-from intake.frontends import cli_catalog, cli_documents, cli_sweep
+from intake.frontends import cli_card, cli_catalog, cli_documents, cli_sweep
 from intake.services import instance as instance_mod
 from intake.services.instance import Instance
 
@@ -328,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p = add(acc, "list", cmd_account_list, "list accounts (never a password hash)")
     p.add_argument("--json", action="store_true")
+    cli_card.register(acc, add)
 
     audit = sub.add_parser("audit", help="read the audit log")
     aud = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
