@@ -331,14 +331,30 @@ class TestForwarding:
     def test_other_file_on_the_vendor_is_never_overwritten(
         self, forwarding: TestInstance, vendor: Vendor
     ) -> None:
-        """A different file with the same name at the vendor stays; the forward fails, audited."""
+        """A different file with the same name at the vendor stays; ours goes under the
+        entry's own name (``name.e<id>.bak``), and only then is it destroyed here."""
         entry_id = deposit(forwarding, "name.bak", b"ours")
         (vendor.upload / "name.bak").write_bytes(b"theirs, older")
+        assert 0 == sweep(forwarding, "--now", LATER).returncode
+        assert {"name.bak": b"theirs, older", f"name.e{entry_id}.bak": b"ours"} == vendor.files()
+        (forwarded,) = forwarding.audit("forwarded")
+        assert f"/upload/name.e{entry_id}.bak" == forwarded["remote_path"]
+        assert "destroyed" == entry(forwarding, entry_id)["state"]
+
+    def test_both_names_taken_fails_and_keeps_the_file(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """Other content under the name and under the entry's own name: nothing is
+        overwritten, the forward fails (audited) and the file stays here."""
+        entry_id = deposit(forwarding, "name.bak", b"ours")
+        (vendor.upload / "name.bak").write_bytes(b"them")
+        (vendor.upload / f"name.e{entry_id}.bak").write_bytes(b"them")
         assert 1 == sweep(forwarding, "--now", LATER).returncode
-        assert {"name.bak": b"theirs, older"} == vendor.files()
+        assert {"name.bak": b"them", f"name.e{entry_id}.bak": b"them"} == vendor.files()
         (failed,) = forwarding.audit("forward.failed")
         assert "not overwritten" in str(failed["reason"])
         assert "received" == entry(forwarding, entry_id)["state"]
+        assert (forwarding.root / "data/outbox/tech/name.bak").exists()
 
     def test_sha256_read_back(self, forwarding: TestInstance, vendor: Vendor) -> None:
         """With forward_verify = "sha256" the vendor's copy is read back before the rename."""
@@ -429,3 +445,45 @@ class TestServeSweeper:
         assert not (forwarding.root / "data/outbox/tech/auto.bak").exists()
         (cert,) = forwarding.audit("destroyed")
         assert ("outbox", "sweeper") == (cert["policy"], cert["protocol"])
+
+
+class TestCollisions:
+    """Issue 11 item 10: two technicians' ``/outbox/x.zip`` of the same size."""
+
+    @pytest.mark.parametrize("first", ["tech", "tech-b"])
+    def test_same_name_same_size_both_arrive(
+        self, forwarding: TestInstance, vendor: Vendor, first: str
+    ) -> None:
+        """Both files reach the vendor, each byte for byte under the remote path its
+        ``forwarded`` record names, before either is destroyed here (either order)."""
+        forwarding.add_account("tech-b", role="technician")
+        contents = {"tech": os.urandom(4096), "tech-b": os.urandom(4096)}
+        order = [first, "tech-b" if first == "tech" else "tech"]
+        for tech in order:
+            path = forwarding.root / "data" / "outbox" / tech / "x.zip"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(contents[tech])
+            forwarding.cli("catalog", "scan", check=True)
+        done = sweep(forwarding, "--now", LATER)
+        assert 0 == done.returncode, done.stderr
+        assert sorted(contents.values()) == sorted(vendor.files().values())
+        records = forwarding.audit("forwarded")
+        assert sorted(contents) == sorted(str(r["account"]) for r in records)
+        for record in records:
+            remote = Path(str(record["remote_path"])).relative_to("/upload")
+            assert contents[str(record["account"])] == (vendor.upload / remote).read_bytes()
+        assert 2 == len(forwarding.audit("destroyed"))
+
+    def test_same_size_file_at_the_vendor_is_not_taken_for_ours(
+        self, forwarding: TestInstance, vendor: Vendor
+    ) -> None:
+        """With ``forward_verify = "size"`` (the default) a same-size file already at the
+        vendor is read back: other content is not ours, ours is sent under its own name."""
+        ours, theirs = os.urandom(2048), os.urandom(2048)
+        (vendor.upload / "x.zip").write_bytes(theirs)
+        entry_id = deposit(forwarding, "x.zip", ours)
+        done = sweep(forwarding, "--now", LATER)
+        assert 0 == done.returncode, done.stderr
+        assert {"x.zip": theirs, f"x.e{entry_id}.zip": ours} == vendor.files()
+        (forwarded,) = forwarding.audit("forwarded")
+        assert None is forwarded.get("resumed")

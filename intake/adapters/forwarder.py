@@ -14,9 +14,14 @@ Rules:
 - Checks before the rename: the bytes read locally hash to the catalogued SHA-256 (an
   altered file is never sent: ``AlteredError``), the remote size equals the local size,
   and with ``verify = "sha256"`` the remote file is read back and hashed.
-- A file already at the target name with the same size (and SHA-256 when verified) is
-  the one a cut run renamed before it could record it: reported as already there. A
-  different file there is never overwritten: ``ForwardError``.
+- A file already at the target name counts as delivered only when its SHA-256, read back
+  from the vendor, equals the catalogued one (whatever ``verify`` says; a same size proves
+  nothing): it is the one a cut run renamed before it could record it, reported as already
+  there. A different file there is never overwritten, and never taken for ours: the file
+  goes under the entry's own name instead, ``<stem>.<tag><suffixes>`` (``x.zip`` ->
+  ``x.e42.zip``), checked the same way. So two technicians' ``/outbox/x.zip`` (or one
+  technician's weekly ``x.zip``) never collide at the vendor; ``ForwardError`` only if the
+  entry's own name also holds other content.
 - Every failure is a ``ForwardError`` whose message says what happened, without secrets.
 """
 
@@ -100,6 +105,14 @@ def remote_path_for(remote_dir: str, area: str, account: str, path: str) -> str:
         inside = f"/{account}{path}"
     parts = [p for p in inside.split("/") if p not in ("", ".", "..")]
     return posixpath.join(remote_dir or "/", *parts)
+
+
+def tagged_name(remote_path: str, tag: str) -> str:
+    """The entry's own name at the vendor: ``dir/x.tar.gz`` -> ``dir/x.<tag>.tar.gz``."""
+    folder, name = posixpath.split(remote_path)
+    lead = len(name) - len(name.lstrip("."))  # a dotfile's leading dots belong to its stem
+    stem, dot, suffixes = name[lead:].partition(".")
+    return posixpath.join(folder, f"{name[:lead]}{stem}.{tag}{dot}{suffixes}")
 
 
 def _pinned_keys(target: VendorTarget) -> dict[str, paramiko.PKey]:
@@ -255,16 +268,18 @@ class VendorSession:
         return digest.hexdigest()
 
     def _holds(self, path: str, attrs: paramiko.SFTPAttributes, size: int, sha256: str) -> bool:
+        """True if the vendor's file at ``path`` is ours: same size and SHA-256 read back."""
         if attrs.st_mode is not None and not stat.S_ISREG(attrs.st_mode):
             return False
         if attrs.st_size != size:
             return False
-        return self.target.verify != "sha256" or self.remote_sha256(path) == sha256
+        return self.remote_sha256(path) == sha256
 
     # -- sending ---------------------------------------------------------------------
 
     def send(self, local_path: str, remote_path: str, size: int, sha256: str, tag: str) -> Sent:
-        """Send one file; see the module rules. ``tag`` makes the temporary name unique."""
+        """Send one file; see the module rules. ``tag`` (the entry's ``e<id>``) makes the
+        temporary name unique, and the file's own name when its plain name is taken."""
         try:
             return self._send(local_path, remote_path, size, sha256, tag)
         except ForwardError:
@@ -274,17 +289,27 @@ class VendorSession:
             raise ForwardError(f"sending to the vendor failed: {detail}") from None
 
     def _send(self, local_path: str, remote_path: str, size: int, sha256: str, tag: str) -> Sent:
-        folder, name = posixpath.split(remote_path)
-        temp = posixpath.join(folder, f".{name}.{tag}{TEMP_SUFFIX}")
+        folder = posixpath.dirname(remote_path)
         self._makedirs(folder)
-        existing = self._stat(remote_path)
-        if existing is not None:
-            if self._holds(remote_path, existing, size, sha256):
-                self._remove_quietly(temp)
-                return Sent(remote_path, already_there=True)
-            raise ForwardError(
-                f"{remote_path} already exists on the vendor with other content: not overwritten"
-            )
+        for candidate in (remote_path, tagged_name(remote_path, tag)):
+            existing = self._stat(candidate)
+            if existing is None:
+                return self._send_as(local_path, candidate, size, sha256, tag)
+            if self._holds(candidate, existing, size, sha256):
+                self._remove_quietly(self._temp_name(candidate, tag))
+                return Sent(candidate, already_there=True)
+        raise ForwardError(
+            f"{remote_path} and {tagged_name(remote_path, tag)} already exist on the vendor "
+            "with other content: not overwritten"
+        )
+
+    @staticmethod
+    def _temp_name(remote_path: str, tag: str) -> str:
+        folder, name = posixpath.split(remote_path)
+        return posixpath.join(folder, f".{name}.{tag}{TEMP_SUFFIX}")
+
+    def _send_as(self, local_path: str, remote_path: str, size: int, sha256: str, tag: str) -> Sent:
+        temp = self._temp_name(remote_path, tag)
         self._remove_quietly(temp)  # left by a forward that was cut
         try:
             self._upload(local_path, temp, sha256)
@@ -298,7 +323,9 @@ class VendorSession:
             except OSError:
                 landed = self._stat(remote_path)
                 if landed is None or not self._holds(remote_path, landed, size, sha256):
-                    raise
+                    raise ForwardError(
+                        f"{remote_path} was taken on the vendor meanwhile: not overwritten"
+                    ) from None
                 self._remove_quietly(temp)
                 return Sent(remote_path, already_there=True)
         except BaseException:
