@@ -4,7 +4,9 @@ Both front-ends (SFTP, FTPS) reach files only through ``intake.services.files``,
 this module first; no front-end holds a rule of its own.
 
 Views:
-- member:      ``/`` is its own area.
+- member:      ``/`` is its own area; ``/.receipts/`` in it is a virtual, read-only folder
+               of signed receipts (``intake.services.receipts``), never a folder on disk,
+               not listed in ``/`` (open it by name).
 - technician:  ``/`` lists every member area (read-only) and ``/outbox/`` (its own deposit
                folder, write-once like a member area).
 - auditor:     ``/`` holds ``/audit/``, the audit log files, read-only.
@@ -13,7 +15,8 @@ Rules (deny unless allowed):
 - Read-like operations (list, stat, read) are allowed anywhere inside the view.
 - Write-like operations (upload a new file, make a folder, rename to a new name) are
   allowed only inside a writable area (a member's own area, a technician's outbox), never
-  at ``/`` of a technician or auditor view, and a rename never leaves its area.
+  at ``/`` of a technician or auditor view, and a rename never leaves its area. Nothing
+  is ever written, made, renamed or removed in ``/.receipts/``.
 - Delete, rmdir, attribute changes, symlinks and readlink are never allowed: a received
   backup is write-once, and links are how jails are escaped.
 - "Does the target already exist" is checked by storage, atomically (no overwrite).
@@ -30,6 +33,7 @@ from intake.core.paths import VPath
 
 OUTBOX = "outbox"
 AUDIT = "audit"
+RECEIPTS = ".receipts"
 RESERVED_MEMBER_NAMES = frozenset({OUTBOX})
 """A member may not be called ``outbox``: it would hide the outbox in a technician's view."""
 
@@ -39,6 +43,10 @@ class Area(enum.StrEnum):
     MEMBER = "member"
     OUTBOX = "outbox"
     AUDIT = "audit"
+    RECEIPTS = "receipts"  # a member's virtual ``/.receipts/``
+
+
+RECEIPTS = ".receipts"
 
 
 class Op(enum.StrEnum):
@@ -82,6 +90,8 @@ class Location:
 def locate(account: Account, vpath: VPath) -> Location:
     """Map a normalised client path of ``account`` to a location; ``Denied`` if outside."""
     if account.role is Role.MEMBER:
+        if vpath and vpath[0] == RECEIPTS:
+            return Location(Area.RECEIPTS, account.name, vpath[1:])
         return Location(Area.MEMBER, account.name, vpath)
     if not vpath:
         return Location(Area.ROOT, "", ())
@@ -112,6 +122,8 @@ def check(account: Account, op: Op, location: Location) -> None:
         return
     if op not in WRITE_OPS:  # pragma: no cover - every Op is in one of the sets
         raise Denied(f"unknown operation {op.value}", operation=op.value)
+    if location.area is Area.RECEIPTS:
+        raise Denied(f"{op.value} refused: receipts are read-only", operation=op.value)
     if not location.writable_area or not location.rel:
         raise Denied(f"{op.value} refused: this folder is read-only", operation=op.value)
     if location.area is Area.MEMBER and not (

@@ -195,6 +195,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             self.instance.storage,
             self.instance.audit,
             self.instance.listeners,
+            receipts=self.instance.receipts,
         )
         self.authenticated = True
         self.attempted_logins = 0

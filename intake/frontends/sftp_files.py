@@ -138,6 +138,7 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
             server.instance.storage,
             server.instance.audit,
             server.instance.listeners,
+            receipts=server.instance.receipts,
         )
         server.file_sessions.append(self.files)
 

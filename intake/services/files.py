@@ -11,6 +11,9 @@ Rules:
   file is in place; an upload still open when the session ends is ``upload.interrupted``
   and its partial data is discarded.
 - ``download`` is written when the client closes the file, with the bytes it read.
+- A member's ``/.receipts/`` is served by ``intake.services.receipts`` (list, stat, read);
+  authz refuses every other operation there, so it is audited like any refusal. A
+  receipt's download is audited like a file's.
 - Every upload's life is announced to the ``FileEvents`` listeners (the cataloguer's
   seam): ``started`` at open, then ``received`` or ``interrupted``; and ``renamed``.
   A listener that fails is logged, never fails the client's operation.
@@ -32,6 +35,7 @@ from intake.core.authz import Area, Location, Op
 from intake.core.errors import Conflict, Denied, IntakeError, InvalidName, NotFound
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
+from intake.services.receipts import Receipts
 
 log = logging.getLogger("intake.files")
 
@@ -74,29 +78,45 @@ class FileEvents:
 
 
 class Download:
-    """An open file being read by a client."""
+    """An open file being read by a client: a descriptor of a file on disk, or the bytes of
+    a virtual file (a receipt) with its ``EntryStat``."""
 
-    def __init__(self, session: FileSession, path: str, fd: int) -> None:
+    def __init__(
+        self,
+        session: FileSession,
+        path: str,
+        fd: int,
+        virtual: tuple[bytes, EntryStat] | None = None,
+    ) -> None:
         self._session = session
         self.path = path
         self._fd = fd
-        self.size = os.fstat(fd).st_size
+        self._virtual = virtual
+        self.size = len(virtual[0]) if virtual else os.fstat(fd).st_size
         self.bytes_read = 0
+        self._closed = False
 
     def read(self, offset: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, offset)
+        if self._virtual is not None:
+            data = self._virtual[0][offset : offset + length]
+        else:
+            data = os.pread(self._fd, length, offset)
         self.bytes_read += len(data)
         return data
 
     def stat(self) -> EntryStat:
+        if self._virtual is not None:
+            return self._virtual[1]
         st = os.fstat(self._fd)
         return EntryStat(self.path.rsplit("/", 1)[-1], False, st.st_size, st.st_mtime, st.st_mode)
 
     def close(self) -> None:
-        if self._fd < 0:
+        if self._closed:
             return
-        os.close(self._fd)
-        self._fd = -1
+        self._closed = True
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         self._session._audit("download", path=self.path, size=self.size, bytes=self.bytes_read)
 
 
@@ -187,6 +207,7 @@ class FileSession:
         storage: Storage,
         audit: AuditLog,
         listeners: list[FileEvents],
+        receipts: Receipts | None = None,
     ) -> None:
         self.account = account
         self.ip = ip
@@ -194,6 +215,7 @@ class FileSession:
         self._storage = storage
         self._audit_log = audit
         self._listeners = listeners
+        self._receipts = receipts
         self._uploads: set[Upload] = set()
         if account.role.value == "member":
             storage.ensure_area(Area.MEMBER, account.name)
@@ -242,6 +264,11 @@ class FileSession:
         except InvalidName as exc:
             raise self._deny(op, text, str(exc)) from None
 
+    def _receipts_of(self, op: Op, text: str) -> Receipts:
+        if self._receipts is None:
+            raise self._deny(op, text, "no receipts on this server")
+        return self._receipts
+
     def _virtual_dir(self, name: str) -> EntryStat:
         return EntryStat(name, True, 0, 0.0, stat.S_IFDIR | 0o555)
 
@@ -260,6 +287,11 @@ class FileSession:
         if location.area is Area.ROOT:
             names = authz.root_entries(self.account, self._storage.member_areas())
             entries = [self._root_entry(n) for n in names]
+        elif location.area is Area.RECEIPTS:
+            receipts = self._receipts_of(Op.LIST, text)
+            entries = self._guarded(  # type: ignore[assignment]
+                Op.LIST, text, lambda: receipts.list_dir(location.owner, location.rel)
+            )
         else:
             entries = self._guarded(Op.LIST, text, lambda: self._storage.list_dir(location))  # type: ignore[assignment]
         self._audit("list", path=text)
@@ -269,12 +301,26 @@ class FileSession:
         location, text = self._locate(client_path, Op.STAT)
         if location.area is Area.ROOT:
             return self._virtual_dir("/")
+        if location.area is Area.RECEIPTS:
+            receipts = self._receipts_of(Op.STAT, text)
+            return self._guarded(  # type: ignore[return-value]
+                Op.STAT, text, lambda: receipts.stat(location.owner, location.rel)
+            )
         return self._guarded(Op.STAT, text, lambda: self._storage.stat(location))  # type: ignore[return-value]
 
     def open_download(self, client_path: str) -> Download:
         location, text = self._locate(client_path, Op.READ)
         if location.area is Area.ROOT:
             raise self._deny(Op.READ, text, "not a file")
+        if location.area is Area.RECEIPTS:
+            receipts = self._receipts_of(Op.READ, text)
+            found: EntryStat = self._guarded(  # type: ignore[assignment]
+                Op.READ, text, lambda: receipts.stat(location.owner, location.rel)
+            )
+            if found.is_dir:
+                raise NotFound("not a file")
+            data = receipts.read(location.owner, location.rel)
+            return Download(self, text, -1, (data, dataclasses.replace(found, size=len(data))))
         fd: int = self._guarded(Op.READ, text, lambda: self._storage.open_read(location))  # type: ignore[assignment]
         return Download(self, text, fd)
 

@@ -27,6 +27,7 @@ from intake.core.errors import UsageError
 from intake.services.files import FileEvents
 from intake.services.guard import Guard
 from intake.services.login import Authenticator
+from intake.services.receipts import Receipts
 
 DEFAULT_INSTANCE = "var"
 CONFIG_NAME = "intake.toml"
@@ -115,6 +116,7 @@ class Instance:
     auth: Authenticator
     catalog: Catalog
     listeners: list[FileEvents] = field(default_factory=list)
+    receipts: Receipts | None = None  # members' ``/.receipts/``
 
     def close(self) -> None:
         self.audit.close()
@@ -132,6 +134,7 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
     # (``sweep --now``): its files stay in time order and never name a future month.
     audit = AuditLog(cfg.log_dir, SystemClock())
     guard = Guard(cfg.limits, clock, audit)
+    catalog = Catalog(cfg.state_dir / "catalog.db", clock)
     return Instance(
         config=cfg,
         clock=clock,
@@ -140,5 +143,6 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         audit=audit,
         guard=guard,
         auth=Authenticator(accounts, guard, audit),
-        catalog=Catalog(cfg.state_dir / "catalog.db", clock),
+        catalog=catalog,
+        receipts=Receipts(cfg, catalog),
     )
