@@ -221,3 +221,27 @@ def read_public_keys(path: Path) -> list[PublicKey]:
     if not lines:
         raise UsageError(f"{path}: no public key in the file")
     return [parse_public_key(ln) for ln in lines]
+
+
+@dataclass(frozen=True)
+class TlsPair:
+    """A certificate chain (leaf first) and its private key, read from PEM files."""
+
+    chain: tuple[x509.Certificate, ...]
+    key: object  # a cryptography private key
+    fingerprint: str  # the leaf's SHA-256, colon-separated hex like openssl prints it
+
+
+def read_tls_pair(cert_path: Path, key_path: Path) -> TlsPair:
+    """Read both PEM files; ``StartupError`` naming them if either cannot be used.
+
+    Whether the key matches the certificate is for the TLS library to say.
+    """
+    try:
+        chain = tuple(x509.load_pem_x509_certificates(cert_path.read_bytes()))
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise StartupError(f"cannot use {cert_path} and {key_path}: {exc}") from None
+    digest = chain[0].fingerprint(hashes.SHA256()).hex().upper()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return TlsPair(chain, key, fingerprint)

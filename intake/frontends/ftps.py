@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 from pyftpdlib.handlers import TLS_FTPHandler
@@ -40,7 +39,7 @@ from intake.adapters.keys import TLS_CERT_FILE, TLS_KEY_FILE
 from intake.core.config import FtpsSection, Listen
 from intake.core.model import Account
 from intake.frontends.ftps_fs import SessionFS
-from intake.frontends.ftps_tls import DataChannel, check_tls_files, tls_context
+from intake.frontends.ftps_tls import DataChannel, TlsMaterial
 from intake.frontends.listener import ThreadedListener
 from intake.services.files import FileSession
 from intake.services.instance import Instance
@@ -74,8 +73,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
 
     # Set by FtpsService on its own subclass (never on this class).
     instance: Instance
-    cert_file: Path
-    key_file: Path
+    tls: TlsMaterial  # replaced whole at SIGHUP (``FtpsService.reload_tls``)
     login_timeout = 30
     require_session_reuse = True
     # pyftpdlib's own instance state, declared for the type checker.
@@ -99,7 +97,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
 
     @classmethod
     def get_ssl_context(cls) -> Any:
-        return tls_context(cls.cert_file, cls.key_file)
+        return cls.tls.context()
 
     def __init__(self, conn: socket.socket, server: Any, ioloop: Any = None) -> None:
         self.files: FileSession | None = None
@@ -254,17 +252,19 @@ class FtpsService:
         self._instance = instance
         self._settings = settings
         self._handler: type[ControlChannel] | None = None
-        self._listener = ThreadedListener("ftps", instance.guard, self._run, refuse=_refuse)
+        self._listener = ThreadedListener(
+            "ftps", instance.guard, self._run, refuse=_refuse, metrics=instance.metrics
+        )
+
+    def _tls_material(self) -> TlsMaterial:
+        keys = self._instance.config.keys_dir
+        return TlsMaterial.load(keys / TLS_CERT_FILE, keys / TLS_KEY_FILE)
 
     def _handler_class(self) -> type[ControlChannel]:
-        keys = self._instance.config.keys_dir
-        cert, key = keys / TLS_CERT_FILE, keys / TLS_KEY_FILE
-        check_tls_files(cert, key)
         low, high = self._settings.passive_ports
         attributes = {
             "instance": self._instance,
-            "cert_file": cert,
-            "key_file": key,
+            "tls": self._tls_material(),
             "login_timeout": self._settings.login_timeout,
             "timeout": self._settings.idle_timeout,
             "require_session_reuse": self._settings.require_session_reuse,
@@ -282,6 +282,20 @@ class FtpsService:
     def start(self, listen: Listen) -> tuple[str, int]:
         self.bind(listen)
         return self._listener.start(listen)
+
+    def alive(self) -> bool:
+        return self._listener.alive()
+
+    def reload_tls(self) -> str:
+        """Read the certificate and key again; new connections use them, open ones keep theirs.
+
+        Returns the new certificate's fingerprint; ``StartupError`` (old pair kept) if the
+        new files do not load or do not match.
+        """
+        material = self._tls_material()
+        assert self._handler is not None
+        self._handler.tls = material
+        return material.fingerprint
 
     def _run(self, client: socket.socket, ip: str, accepted: float) -> None:
         assert self._handler is not None

@@ -5,8 +5,13 @@ Rules:
   session tickets. TLS 1.3 would send session tickets on data connections, which cuts the
   tail of uploads (the client closes with them unread), pyOpenSSL cannot turn them off per
   connection, and a data connection can only resume a session of the control's version.
-- ``tls_context`` builds a fresh context (its own session cache and session-id context)
-  for each control connection; its data connections use that context only.
+- ``TlsMaterial.context`` builds a fresh context (its own session cache and session-id
+  context) for each control connection; its data connections use that context only.
+- The certificate and key are read into memory (``TlsMaterial``) at start and again at
+  SIGHUP, never per connection: a renewed certificate (an ACME deploy hook, then
+  ``systemctl reload``) is taken by new connections only once it loads and matches its
+  key; a half-written or mismatched pair is refused and the old one kept. Sessions
+  already open keep the context they started with.
 - A data connection is accepted only when it resumed its control connection's session:
   same master secret (TLS 1.2 keeps it across resumption; a full handshake, or a session
   from any other connection, has another). Refused: audited ``denied``, 522 reply.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +33,7 @@ from OpenSSL import SSL
 from pyftpdlib.handlers import TLS_DTPHandler
 from pyftpdlib.handlers.ftp.data import DTPHandler
 
+from intake.adapters.keys import TlsPair, read_tls_pair
 from intake.core.errors import Denied, StartupError
 from intake.frontends.ftps_fs import CUT_REASON, UploadFile
 
@@ -38,8 +45,40 @@ CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20"
 TLS_SESSION_SECONDS = 24 * 3600  # the control connection's session must outlive its transfers
 
 
-def tls_context(cert: Path, key: Path) -> SSL.Context:
-    """A fresh server context (own session cache): one per control connection."""
+@dataclass(frozen=True)
+class TlsMaterial:
+    """A certificate chain and its key, read once, checked to match."""
+
+    pair: TlsPair
+
+    @property
+    def fingerprint(self) -> str:
+        return self.pair.fingerprint
+
+    @classmethod
+    def load(cls, cert: Path, key: Path) -> TlsMaterial:
+        """Read and check both files; ``StartupError`` (naming them) if they are unusable."""
+        try:
+            material = cls(read_tls_pair(cert, key))
+            material.context()  # the key must match the certificate
+        except StartupError as exc:
+            raise StartupError(f"ftps: {exc}") from None
+        except SSL.Error as exc:
+            raise StartupError(f"ftps: cannot use {cert} and {key}: {exc}") from None
+        return material
+
+    def context(self) -> SSL.Context:
+        """A fresh server context (own session cache): one per control connection."""
+        ctx = _base_context()
+        ctx.use_certificate(self.pair.chain[0])
+        for extra in self.pair.chain[1:]:
+            ctx.add_extra_chain_cert(extra)
+        ctx.use_privatekey(self.pair.key)  # type: ignore[arg-type]
+        ctx.check_privatekey()
+        return ctx
+
+
+def _base_context() -> SSL.Context:
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
@@ -50,21 +89,10 @@ def tls_context(cert: Path, key: Path) -> SSL.Context:
         | getattr(SSL, "OP_NO_RENEGOTIATION", 0)
     )
     ctx.set_cipher_list(CIPHERS)
-    ctx.use_certificate_chain_file(str(cert))
-    ctx.use_privatekey_file(str(key))
-    ctx.check_privatekey()
     ctx.set_session_id(os.urandom(16))
     ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
     ctx.set_timeout(TLS_SESSION_SECONDS)
     return ctx
-
-
-def check_tls_files(cert: Path, key: Path) -> None:
-    """``StartupError`` unless the certificate and key load and match."""
-    try:
-        tls_context(cert, key)
-    except (OSError, SSL.Error) as exc:
-        raise StartupError(f"ftps: cannot use {cert} and {key}: {exc}") from None
 
 
 class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
