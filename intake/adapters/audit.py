@@ -13,6 +13,8 @@ Rules:
 - Secrets are never written: fields whose name says secret are dropped before rendering.
 - No global structlog configuration: each ``AuditLog`` has its own pipeline, so tests and
   several instances in one process never share a sink.
+- Observers (``observe``: the metrics registry, alerts) hear each record after it is
+  written, in the writer's thread; one that raises is ignored, never the record.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ SECRET_FIELDS = frozenset({"password", "passphrase", "secret", "private_key", "t
 MAX_FIELD_CHARS = 4096
 FILE_PREFIX = "audit-"
 FILE_SUFFIX = ".jsonl"
+Observer = Callable[[str, Mapping[str, Any]], None]
 
 
 class _MonthlyAppendSink:
@@ -131,6 +134,7 @@ class AuditLog:
         log_dir.mkdir(parents=True, exist_ok=True)
         self._sink = _MonthlyAppendSink(log_dir, clock)
         self._clock = clock
+        self._observers: list[Observer] = []
 
         def stamp(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
             clean = {
@@ -151,6 +155,15 @@ class AuditLog:
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}")
         self._logger.info(event, **fields)
+        for observer in self._observers:
+            try:
+                observer(event, fields)
+            except Exception:  # noqa: S112 - an observer never stops the audit trail
+                continue
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer(event, fields)`` after every record written from now on."""
+        self._observers.append(observer)
 
     def batch(self) -> AbstractContextManager[None]:
         """A bulk job's records (a scan of 100 000 files) are fsynced once, at the end;

@@ -21,6 +21,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,22 @@ class CatalogQueries:
             f" AND state IN {LIVE_SQL} ORDER BY id"
         )
         return [entry_from_row(r) for r in rows]
+
+    def counts_by_state(self) -> dict[str, int]:
+        """How many entries are in each state (every state named, zero included)."""
+        counts = {state.value: 0 for state in ArrivalState}
+        for row in self._db().execute("SELECT state, COUNT(*) FROM entries GROUP BY state"):
+            counts[str(row[0])] = int(row[1])
+        return counts
+
+    def forward_queue(self) -> tuple[int, datetime | None]:
+        """Outbox files received and not yet forwarded: how many, and the oldest arrival."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT COUNT(*), MIN(received_at) FROM entries"
+                " WHERE area = 'outbox' AND state = 'received'"
+            )
+            .fetchone()
+        )
+        return int(row[0]), parse_iso(row[1]) if row[1] else None

@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -94,6 +95,13 @@ class SweeperSection:
 
 
 @dataclass(frozen=True)
+class MetricsSection:
+    listen: Listen = Listen()  # the HTTP endpoint (GET /metrics); off by default
+    textfile: str = ""  # a file for node_exporter's textfile collector; "" = off
+    allow_remote: bool = False  # listen may name a non-loopback address only when true
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole instance's configuration, with its folder layout."""
 
@@ -105,6 +113,7 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     vendor: VendorSection = field(default_factory=VendorSection)
     sweeper: SweeperSection = field(default_factory=SweeperSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     @property
     def keys_dir(self) -> Path:
@@ -181,6 +190,12 @@ forward_verify = "size"           # "size", or "sha256" to read the vendor's cop
 forward_timeout = 30              # seconds to connect to or wait on the vendor
 retry_after = "5 minutes"         # a failed forward waits this long before it is retried,
 retry_max = "6 hours"             # doubled at each failure up to this
+
+[metrics]                         # Prometheus text format (intake status needs neither)
+listen = ""                       # e.g. "127.0.0.1:9464": serve answers GET /metrics there
+textfile = ""                     # e.g. "/var/lib/prometheus/node-exporter/intake.prom":
+                                  # serve rewrites it every 15 s (node_exporter textfile)
+allow_remote = false              # listen refuses a non-loopback address unless true
 """
 
 
@@ -213,6 +228,7 @@ _SECTIONS: dict[str, type] = {
     "limits": LimitsSection,
     "vendor": VendorSection,
     "sweeper": SweeperSection,
+    "metrics": MetricsSection,
 }
 _INTERVAL_KEYS = frozenset({"sweeper.interval", "sweeper.retry_after", "sweeper.retry_max"})
 _INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -288,7 +304,33 @@ def parse(text: str, file: Path) -> Config:
                 raise ConfigError(name, dotted, "unknown key")
             values[key] = _convert(key, getattr(defaults, key), value, name, dotted)
         sections[section_name] = cls(**values)
+    _check_metrics(sections.get("metrics", MetricsSection()), name)
     return Config(root=file.resolve().parent, file=file.resolve(), **sections)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_metrics(metrics: MetricsSection, file: str) -> None:
+    """The metrics endpoint stays on this host unless the operator says otherwise."""
+    if (
+        metrics.listen.enabled
+        and not metrics.allow_remote
+        and not _is_loopback(metrics.listen.host)
+    ):
+        raise ConfigError(
+            file,
+            "metrics.listen",
+            f"{metrics.listen} is not a loopback address; metrics tell anyone who can read"
+            " them about your members' activity: use 127.0.0.1 (or set"
+            " metrics.allow_remote = true and firewall it)",
+        )
 
 
 def load(file: Path) -> Config:

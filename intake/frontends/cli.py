@@ -31,7 +31,7 @@ from intake.core.config import load as load_config_file
 from intake.core.errors import IntakeError, InvalidName, UsageError
 from intake.core.model import Role
 from intake.core.paths import check_account_name
-from intake.frontends import cli_card, cli_catalog, cli_documents, cli_sweep
+from intake.frontends import cli_card, cli_catalog, cli_documents, cli_status, cli_sweep
 from intake.services import instance as instance_mod
 from intake.services.instance import Instance
 
@@ -342,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_catalog.register(sub, add)
     cli_sweep.register(sub, add)
+    cli_status.register(sub, add)
     return parser
 
 

@@ -16,9 +16,18 @@ Rules:
   uploads they cut are recorded as interrupted.
 - On SIGTERM/SIGINT every session is closed; uploads still open become
   ``upload.interrupted``; the process exits 0 once the sessions are gone.
-- On SIGHUP accounts and policies are reloaded (accounts are read live from their
-  store at every login, so nothing is cached to drop; the policies are read again and
-  every live catalog entry's policy and ``expires_at`` recomputed, at start too).
+- On SIGHUP accounts, policies and the TLS certificate are reloaded (accounts are read
+  live from their store at every login, so nothing is cached to drop; the policies are
+  read again and every live catalog entry's policy and ``expires_at`` recomputed, at start
+  too; the certificate and key are read again for new FTPS connections, open sessions
+  keep theirs). systemd hears ``RELOADING=1`` before and ``READY=1`` after. Signal
+  handlers only set flags: the main loop acts.
+- Under systemd (``$NOTIFY_SOCKET``): ``READY=1`` once every port is bound,
+  ``WATCHDOG=1`` from the main loop while every accept loop runs (``heartbeat``),
+  ``STOPPING=1`` at stop. ``state/serve.json`` says the same to ``intake status``.
+- ``[metrics] listen`` serves the metrics over HTTP from its own thread, started after
+  the front-ends and stopped before them; ``[metrics] textfile`` is rewritten by the main
+  loop.
 - With ``[sweeper] interval`` set, a sweeper thread sweeps at start and then at that
   interval; it shares ``state/sweeper.lock`` with ``intake sweep`` (the systemd timer), so
   the two never overlap. It stops first, before the front-ends.
@@ -30,16 +39,21 @@ Rules:
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 from typing import Protocol
 
 from intake.adapters.locks import FileLock, LockBusy, recovery_lock, serve_lock
+from intake.adapters.systemd import Notifier
 from intake.core.config import Listen
 from intake.core.errors import ConfigError, StartupError, UsageError
 from intake.frontends.ftps import FtpsService
+from intake.frontends.heartbeat import Heartbeat
+from intake.frontends.metrics_http import MetricsEndpoint
 from intake.frontends.sftp import SftpService
+from intake.services import metrics_sources
 from intake.services.cataloguer import Cataloguer
 from intake.services.instance import Instance
 from intake.services.retention import RetentionBook
@@ -55,6 +69,8 @@ class FrontEnd(Protocol):
     def start(self, listen: Listen) -> tuple[str, int]: ...
 
     def stop(self, timeout: float = 10.0) -> None: ...
+
+    def alive(self) -> bool: ...
 
 
 def configure_logging() -> None:
@@ -92,6 +108,7 @@ class Daemon:
             return
         if changed:
             log.info("retention: %d catalog entries got a new policy or end date", changed)
+        self.metrics_endpoint: MetricsEndpoint | None = None
 
     def start(self) -> dict[str, tuple[str, int]]:
         cfg = self.instance.config
@@ -136,6 +153,10 @@ class Daemon:
             inst.listeners.append(self.cataloguer)
             for name, frontend, listen in bound:
                 self.addresses[name] = frontend.start(listen)
+            metrics_sources.register(inst.metrics, cfg, inst.catalog, inst.clock)
+            if cfg.metrics.listen.enabled:
+                self.metrics_endpoint = MetricsEndpoint(inst.metrics)
+                self.addresses["metrics"] = self.metrics_endpoint.start(cfg.metrics.listen)
             if cfg.sweeper.interval:
                 self.sweeper = SweeperThread(inst, cfg.sweeper.interval)
                 self.sweeper.start()
@@ -149,10 +170,33 @@ class Daemon:
             return SftpService(self.instance, self.instance.config.sftp)
         return FtpsService(self.instance, self.instance.config.ftps)
 
+    def alive(self) -> bool:
+        """Every front-end (and the metrics endpoint) still accepts connections."""
+        if self.metrics_endpoint is not None and not self.metrics_endpoint.alive():
+            return False
+        return all(frontend.alive() for frontend in self.frontends.values())
+
+    def reload(self) -> None:
+        """SIGHUP: read the policies (re-dating live entries) and the TLS pair again."""
+        self.reload_policies()
+        if self.sweeper is not None:
+            self.sweeper.reload()
+        ftps = self.frontends.get("ftps")
+        if isinstance(ftps, FtpsService):
+            try:
+                fingerprint = ftps.reload_tls()
+            except StartupError as exc:
+                log.error("%s; the certificate in use is kept", exc)
+            else:
+                log.info("ftps: certificate reloaded (SHA256 %s) for new connections", fingerprint)
+
     def stop(self) -> None:
         if self.sweeper is not None:
             self.sweeper.stop()
             self.sweeper = None
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.stop()
+            self.metrics_endpoint = None
         for name, frontend in list(self.frontends.items()):
             frontend.stop()
             del self.frontends[name]
@@ -169,29 +213,56 @@ class Daemon:
 def serve(instance: Instance) -> int:
     """Run until a stop signal; returns the exit code."""
     daemon = Daemon(instance)
+    notifier = Notifier.from_environ(os.environ)
     stop = threading.Event()
+    reload = threading.Event()
 
     def on_stop(signum: int, _frame: object) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         stop.set()
 
     def on_reload(_signum: int, _frame: object) -> None:
-        log.info("received SIGHUP: accounts are read live; policies reloaded")
-        daemon.reload_policies()
-        if daemon.sweeper is not None:
-            daemon.sweeper.reload()
+        reload.set()
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_reload)
+    listening: dict[str, str] = {}
     for name, (host, port) in daemon.start().items():
         shown = f"[{host}]" if ":" in host else host
+        listening[name] = f"{shown}:{port}"
         print(f"{name}: listening on {shown}:{port}", flush=True)
-    print(f"ready: serving {', '.join(daemon.frontends) or 'nothing'}", flush=True)
+    served = ", ".join(daemon.frontends) or "nothing"
     if not daemon.frontends:
         log.warning("every front-end is turned off in %s", instance.config.file)
-    while not stop.wait(0.5):
-        pass
-    daemon.stop()
-    log.info("stopped")
+    cfg = instance.config
+    heartbeat = Heartbeat(
+        cfg.state_dir,
+        instance.metrics,
+        notifier,
+        daemon.alive,
+        listening,
+        cfg.resolve(cfg.metrics.textfile) if cfg.metrics.textfile else None,
+    )
+    heartbeat.beat()  # state/serve.json exists before anyone hears "ready"
+    print(f"ready: serving {served}", flush=True)
+    notifier.ready(f"serving {served}")
+    try:
+        while not stop.is_set():
+            if reload.is_set():
+                reload.clear()
+                notifier.reloading()
+                log.info(
+                    "received SIGHUP: accounts are read live; policies and certificate reloaded"
+                )
+                daemon.reload()
+                notifier.ready(f"serving {served}")
+            heartbeat.beat()
+            stop.wait(heartbeat.tick)
+        notifier.stopping()
+        daemon.stop()
+        heartbeat.stopped()
+        log.info("stopped")
+    finally:
+        notifier.close()
     return 0

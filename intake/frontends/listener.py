@@ -8,6 +8,7 @@ Rules:
 - ``accepted`` (a monotonic time) is handed to the connection: login deadlines count
   from the accept, not from the first protocol message.
 - A connection handler that raises is logged with its traceback; the server goes on.
+- Admitted connections are counted open in the metrics, by front-end, until released.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from intake.core.config import Listen
 from intake.core.errors import StartupError
 from intake.services.guard import Guard
+from intake.services.metrics import Metrics
 
 log = logging.getLogger("intake.listener")
 Handler = Callable[[socket.socket, str, float], None]
@@ -34,14 +36,17 @@ class ThreadedListener:
         guard: Guard,
         handle: Handler,
         refuse: Callable[[socket.socket], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self._metrics = metrics or Metrics()
         self._guard = guard
         self._handle = handle
         self._refuse = refuse
         self._sock: socket.socket | None = None
         self._address: tuple[str, int] = ("", 0)
         self._threads: list[threading.Thread] = []
+        self._accepting: threading.Thread | None = None
         self._lock = threading.Lock()
         self.stopping = threading.Event()
 
@@ -65,8 +70,15 @@ class ThreadedListener:
     def start(self, listen: Listen) -> tuple[str, int]:
         """Bind (unless ``bind`` did) and start accepting connections."""
         address = self.bind(listen)
-        threading.Thread(target=self._accept_loop, name=f"{self.name}-accept", daemon=True).start()
+        self._accepting = threading.Thread(
+            target=self._accept_loop, name=f"{self.name}-accept", daemon=True
+        )
+        self._accepting.start()
         return address
+
+    def alive(self) -> bool:
+        """True while the accept loop runs (the watchdog is fed only then)."""
+        return self._accepting is not None and self._accepting.is_alive()
 
     def _accept_loop(self) -> None:
         assert self._sock is not None
@@ -98,11 +110,13 @@ class ThreadedListener:
                     self._refuse(client)
             client.close()
             return
+        self._metrics.session_opened(self.name)
         try:
             self._handle(client, ip, accepted)
         except Exception:
             log.exception("%s: connection from %s failed", self.name, ip)
         finally:
+            self._metrics.session_closed(self.name)
             self._guard.release(ip)
             client.close()
 

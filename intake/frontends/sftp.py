@@ -245,7 +245,9 @@ class SftpService:
         self._instance = instance
         self._settings = settings
         self._host_keys = load_host_keys(instance.config.keys_dir)
-        self._listener = ThreadedListener("sftp", instance.guard, self._run_transport)
+        self._listener = ThreadedListener(
+            "sftp", instance.guard, self._run_transport, metrics=instance.metrics
+        )
         self._connections: set[tuple[paramiko.Transport, IntakeServer]] = set()
         self._lock = threading.Lock()
 
@@ -254,6 +256,9 @@ class SftpService:
 
     def start(self, listen: Listen) -> tuple[str, int]:
         return self._listener.start(listen)
+
+    def alive(self) -> bool:
+        return self._listener.alive()
 
     def _run_transport(self, client: socket.socket, ip: str, accepted: float) -> None:
         capped = CappedSocket(client, self._settings.max_prelogin_bytes)

@@ -27,6 +27,7 @@ from intake.core.errors import UsageError
 from intake.services.files import FileEvents
 from intake.services.guard import Guard
 from intake.services.login import Authenticator
+from intake.services.metrics import Metrics
 from intake.services.receipts import Receipts
 
 DEFAULT_INSTANCE = "var"
@@ -117,6 +118,7 @@ class Instance:
     catalog: Catalog
     listeners: list[FileEvents] = field(default_factory=list)
     receipts: Receipts | None = None  # members' ``/.receipts/``
+    metrics: Metrics = field(default_factory=Metrics)
 
     def close(self) -> None:
         self.audit.close()
@@ -135,6 +137,8 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
     audit = AuditLog(cfg.log_dir, SystemClock())
     guard = Guard(cfg.limits, clock, audit)
     catalog = Catalog(cfg.state_dir / "catalog.db", clock)
+    metrics = Metrics()
+    audit.observe(metrics.observe_audit)
     return Instance(
         config=cfg,
         clock=clock,
@@ -145,4 +149,5 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         auth=Authenticator(accounts, guard, audit),
         catalog=catalog,
         receipts=Receipts(cfg, catalog),
+        metrics=metrics,
     )

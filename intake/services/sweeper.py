@@ -13,6 +13,9 @@ Rules:
 - Applying: each decided file's policy is recorded in the catalog, then the forwards run
   (a file whose policy says ``then = "forward"`` is destroyed as soon as it is sent),
   then the destructions.
+- A run that applied (not dry, not skipped) leaves its summary in ``state/last-sweep.json``
+  (when, how long, what it did, ok or not), even when it failed half-way: ``intake
+  status`` and the metrics read it.
 
 The pieces, each in its own module:
 
@@ -26,14 +29,19 @@ The pieces, each in its own module:
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from typing import Any
 
 from intake.adapters.holidays_fr import working_calendar
 from intake.core import policy as policy_mod
+from intake.core.clock import isoformat
 from intake.core.model import Role
 from intake.core.policy import Action, Plan, Policy
 from intake.services.instance import Instance
 from intake.services.retention import load_policies
+from intake.services.status_files import LAST_SWEEP_NAME, write_json
 from intake.services.sweeper_destroy import Destroyer
 from intake.services.sweeper_forward import Forwarder, vendor_target
 from intake.services.sweeper_lock import LOCK_NAME, RunLock, SweepBusy
@@ -85,10 +93,37 @@ class Sweeper:
             return report
         try:
             with RunLock(self.cfg.state_dir):
-                self._apply(policies, report)
+                started, began = time.time(), time.monotonic()
+                error = "the sweep stopped half-way"
+                try:
+                    self._apply(policies, report)
+                    error = ""
+                finally:
+                    self._save_summary(report, started, time.monotonic() - began, error)
         except SweepBusy as exc:
             report.skipped = str(exc)
         return report
+
+    def _save_summary(
+        self, report: SweepReport, started: float, duration: float, error: str
+    ) -> None:
+        doc = {
+            "started_at": started,
+            "ended_at": started + duration,
+            "duration": round(duration, 3),
+            "ok": report.ok and not error,
+            "error": error or None,
+            "now": isoformat(report.now),
+            "destroyed": len(report.destroyed),
+            "forwarded": len(report.forwarded),
+            "waiting": len(report.waiting),
+            "failures": len(report.failures),
+            "bytes_freed": report.bytes_freed,
+            "pid": os.getpid(),
+        }
+        # A description only: the catalog and the audit log hold what was done.
+        with contextlib.suppress(OSError):
+            write_json(self.cfg.state_dir / LAST_SWEEP_NAME, doc)
 
     def _apply(self, policies: list[Policy], report: SweepReport) -> None:
         self.destroyer.recover(report)

@@ -44,6 +44,8 @@ class SweeperThread:
         while not self._stop.is_set():
             try:
                 report = Sweeper(self.instance).run()
+                result = "skipped" if report.skipped else "ok" if report.ok else "failed"
+                self.instance.metrics.inc("intake_sweeps_total", result=result)
                 if report.skipped:
                     log.info("sweeper: %s: skipped", report.skipped)
                 else:
@@ -56,8 +58,10 @@ class SweeperThread:
                         len(report.failures),
                     )
             except IntakeError as exc:
+                self.instance.metrics.inc("intake_sweeps_total", result="failed")
                 log.error("sweeper: %s: nothing done", exc)
             except Exception:
+                self.instance.metrics.inc("intake_sweeps_total", result="failed")
                 log.exception("sweeper: the sweep failed")
             self._stop.wait(self.interval)
 
