@@ -16,7 +16,9 @@ Rules:
   fsynced, made read-only (0440) and renamed into place with ``RENAME_NOREPLACE`` when
   the client closes: a received file appears whole or not at all, and never replaces one.
   A target name is reserved while its upload is open, so two uploads cannot race for it.
-- An upload that is not committed is discarded: its partial data is unlinked at once.
+- An upload that is not committed is discarded: its partial data is unlinked at once. A
+  commit that fails before its rename (fsync, hash, rename) raises and leaves nothing in
+  place; the rename is the commit point (a folder fsync failing after it is logged).
 - Every rename into place is followed by an fsync of the destination folder.
 - ``destroy_file`` removes a regular file through its folder's descriptor, refusing a
   symlink, then fsyncs the folder: the sweeper's one way to delete a backup.
@@ -28,6 +30,7 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -39,6 +42,7 @@ from intake.core.authz import Area, Location
 from intake.core.errors import Conflict, Denied, NotFound
 from intake.core.paths import check_new_name, is_within
 
+log = logging.getLogger("intake.storage")
 STAGING = ".staging"
 RECEIVED_MODE = 0o440
 _RENAME_NOREPLACE = 1
@@ -129,7 +133,11 @@ class StagedUpload:
                 rename_noreplace(self.staging_path, self.target)
             except FileExistsError:
                 raise Conflict("target exists") from None
-            fsync_dir(os.path.dirname(self.target))
+            # The rename is the commit point: the file is in place, whole, from here on.
+            try:
+                fsync_dir(os.path.dirname(self.target))
+            except OSError as exc:
+                log.warning("fsync of the folder of a received file failed: %s", exc.strerror)
             return size, digest
         finally:
             self._finish()

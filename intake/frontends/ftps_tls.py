@@ -34,7 +34,7 @@ from pyftpdlib.handlers import TLS_DTPHandler
 from pyftpdlib.handlers.ftp.data import DTPHandler
 
 from intake.adapters.keys import TlsPair, read_tls_pair
-from intake.core.errors import Denied, StartupError
+from intake.core.errors import Denied, IntakeError, StartupError
 from intake.frontends.ftps_fs import CUT_REASON, UploadFile
 
 if TYPE_CHECKING:
@@ -164,6 +164,9 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
             except Denied:
                 self.transfer_finished = False
                 self._resp = ("550 Permission denied.", log.info)
+            except IntakeError:  # audited as upload.interrupted by the session
+                self.transfer_finished = False
+                self._resp = ("451 Local error: the file was not stored.", log.warning)
             except Exception:
                 log.exception("ftps: storing %s failed", upload.name)
                 upload.abort("the server could not store the file")

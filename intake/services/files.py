@@ -28,7 +28,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from intake.adapters.audit import AuditLog
+from intake.adapters.audit import AuditLog, display
 from intake.adapters.storage import EntryStat, StagedUpload, Storage
 from intake.core import authz
 from intake.core.authz import Area, Location, Op
@@ -146,8 +146,11 @@ class Upload:
             raise IntakeError("upload failed") from None
 
     def close(self) -> None:
-        """The client closed the file: it is received, or ``Denied`` if its name was taken.
+        """The client closed the file: it is received, or ``Denied`` if its name was taken,
+        or ``IntakeError`` if it could not be stored (a failed fsync, rename, hash...).
 
+        Every failure here ends in one ``upload.interrupted`` record (with the reason) and
+        the entry interrupted: the client is told the file was not stored, and it was not.
         An upload whose write failed is never committed, even if the client closes it.
         """
         if self.failed:
@@ -158,19 +161,14 @@ class Upload:
         try:
             size, digest = self._staged.commit()
         except Conflict:
-            reason = "name taken by another upload before the close"
-            self._session._audit(
-                "upload.interrupted", path=self.path, size=self._staged.size, reason=reason
-            )
-            self._session._announce(
-                "interrupted",
-                self._session.account.name,
-                self.location.area,
-                self.path,
-                self._staged.size,
-                reason,
-            )
+            self._interrupted("name taken by another upload before the close")
             raise Denied("overwrite refused", "upload", self.path) from None
+        except Exception as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            log.error("storing %s failed: %s", display(self.path), detail or type(exc).__name__)
+            self.failed = f"the file could not be stored: {detail or type(exc).__name__}"
+            self._interrupted(self.failed)
+            raise IntakeError("the file could not be stored") from None
         self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
         arrival = Arrival(
             self._session.account.name,
@@ -188,8 +186,12 @@ class Upload:
         if self._staged.done:
             return
         self._session._uploads.discard(self)
-        size = self._staged.size
         self._staged.discard()
+        self._interrupted(reason)
+
+    def _interrupted(self, reason: str) -> None:
+        """The one record of an upload that did not become a file (its data is gone)."""
+        size = self._staged.size
         self._session._audit("upload.interrupted", path=self.path, size=size, reason=reason)
         self._session._announce(
             "interrupted", self._session.account.name, self.location.area, self.path, size, reason
