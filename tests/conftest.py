@@ -134,8 +134,14 @@ class ServeProcess:
     block the server); ``log()`` reads it.
     """
 
-    def __init__(self, instance: TestInstance, max_file_size: int | None = None) -> None:
-        """``max_file_size`` (RLIMIT_FSIZE) makes writes beyond it fail, like a full disk."""
+    def __init__(
+        self,
+        instance: TestInstance,
+        max_file_size: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``max_file_size`` (RLIMIT_FSIZE) makes writes beyond it fail, like a full disk;
+        ``env`` is added to the environment (``NOTIFY_SOCKET`` for the systemd tests)."""
         self.instance = instance
 
         def preexec() -> None:
@@ -150,6 +156,7 @@ class ServeProcess:
                 stderr=log_file,
                 text=True,
                 preexec_fn=preexec,  # tests set resource limits this way
+                env={**os.environ, **(env or {})},
             )
         self.addresses: dict[str, tuple[str, int]] = {}
         deadline = time.monotonic() + 30

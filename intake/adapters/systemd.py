@@ -79,12 +79,3 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-
-
-def credential(name: str, environ: MutableMapping[str, str] | None = None) -> str | None:
-    """The path of systemd credential ``name`` (``LoadCredential=``), if the unit passed it."""
-    folder = (os.environ if environ is None else environ).get("CREDENTIALS_DIRECTORY", "")
-    if not folder:
-        return None
-    path = os.path.join(folder, name)
-    return path if os.path.isfile(path) else None
