@@ -4,6 +4,9 @@ Rules:
 - One file per UTC month, ``log/audit-YYYY-MM.jsonl``, opened ``O_APPEND``; each record is
   one ``os.write`` of one line, then ``fsync``: a record the server reported is on disk.
   A bulk job may group its own records under one ``fsync`` (``batch``).
+- Records are hash-chained (``seq``, ``prev``) and signed by checkpoints across processes:
+  ``audit_chain`` is the writer, ``audit_verify`` the checker.
+- A record that cannot be written raises ``AuditUnavailable``: fail closed.
 - Every record has ``ts`` (ISO-8601 UTC from the injected clock) and ``event``; the other
   fields are those of INTERFACE.md (``account``, ``ip``, ``protocol``, ``path``, ``size``,
   ``sha256``, ``reason``, ...).
@@ -20,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 import json
-import os
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
@@ -29,7 +32,17 @@ from typing import Any
 
 import structlog
 
+from intake.adapters.audit_chain import (
+    ChainWriter,
+    CheckpointInfo,
+    KeySource,
+    log_files,
+)
 from intake.core.clock import Clock, isoformat
+
+log = logging.getLogger("intake.audit")
+
+__all__ = ["EVENTS", "AuditLog", "CheckpointInfo", "display", "log_files", "read_records"]
 
 EVENTS = frozenset(
     {
@@ -59,43 +72,18 @@ EVENTS = frozenset(
 )
 SECRET_FIELDS = frozenset({"password", "passphrase", "secret", "private_key", "token"})
 MAX_FIELD_CHARS = 4096
-FILE_PREFIX = "audit-"
-FILE_SUFFIX = ".jsonl"
 Observer = Callable[[str, Mapping[str, Any]], None]
 
 
-class _MonthlyAppendSink:
-    """structlog's final "logger": appends each rendered line to this month's file."""
+class _ChainSink:
+    """structlog's final "logger": hands each rendered line to the chain writer."""
 
-    def __init__(self, log_dir: Path, clock: Clock) -> None:
-        self._dir = log_dir
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._month = ""
-        self._fd = -1
+    def __init__(self, writer: ChainWriter) -> None:
+        self._writer = writer
         self._batch = threading.local()
 
-    def _fd_for(self, month: str) -> int:
-        if month != self._month:
-            if self._fd >= 0:
-                os.fsync(self._fd)
-                os.close(self._fd)
-            path = self._dir / f"{FILE_PREFIX}{month}{FILE_SUFFIX}"
-            self._fd = os.open(
-                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640
-            )
-            self._month = month
-        return self._fd
-
     def msg(self, message: str) -> None:
-        data = (message + "\n").encode("ascii")
-        with self._lock:
-            fd = self._fd_for(self._clock.now().strftime("%Y-%m"))
-            os.write(fd, data)
-            if getattr(self._batch, "depth", 0):
-                self._batch.dirty = True
-            else:
-                os.fsync(fd)
+        self._writer.append(message, durable=not getattr(self._batch, "depth", 0))
 
     info = msg
 
@@ -107,18 +95,8 @@ class _MonthlyAppendSink:
             yield
         finally:
             self._batch.depth -= 1
-            if not self._batch.depth and getattr(self._batch, "dirty", False):
-                self._batch.dirty = False
-                with self._lock:
-                    if self._fd >= 0:
-                        os.fsync(self._fd)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
-                self._month = ""
+            if not self._batch.depth:
+                self._writer.sync()
 
 
 def _clip(value: Any) -> Any:
@@ -130,11 +108,22 @@ def _clip(value: Any) -> Any:
 class AuditLog:
     """Append audit records; thread-safe."""
 
-    def __init__(self, log_dir: Path, clock: Clock) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        clock: Clock,
+        key_file: Path | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: float = 300.0,
+    ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        self._sink = _MonthlyAppendSink(log_dir, clock)
+        keys = KeySource(key_file) if key_file is not None else None
+        self.chain = ChainWriter(log_dir, clock, keys, checkpoint_every, checkpoint_interval)
+        self._sink = _ChainSink(self.chain)
         self._clock = clock
         self._observers: list[Observer] = []
+        self._timer: threading.Thread | None = None
+        self._timer_stop = threading.Event()
 
         def stamp(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
             clean = {
@@ -152,7 +141,9 @@ class AuditLog:
         )
 
     def record(self, event: str, **fields: Any) -> None:
-        if event not in EVENTS:
+        """Append one record; ``AuditUnavailable`` if it could not be written (fail closed:
+        the caller's operation must not succeed)."""
+        if event not in EVENTS or event == "checkpoint":
             raise ValueError(f"unknown audit event {event!r}")
         self._logger.info(event, **fields)
         for observer in self._observers:
@@ -170,19 +161,37 @@ class AuditLog:
         other threads' records are still fsynced one by one."""
         return self._sink.batch()
 
+    def checkpoint(self, reason: str = "request") -> CheckpointInfo | None:
+        """Sign the records not yet signed; the last checkpoint (None without a key)."""
+        return self.chain.checkpoint(reason)
+
+    def checkpoint_if_due(self) -> None:
+        self.chain.checkpoint_if_due()
+
+    def start_checkpoint_timer(self, period: float) -> None:
+        """Sign records that waited ``checkpoint_interval`` even when no more arrive
+        (``serve``); checked every ``period`` seconds, stopped by ``close``."""
+        if self._timer is not None or period <= 0:
+            return
+        stop = self._timer_stop
+
+        def run() -> None:
+            while not stop.wait(period):
+                try:
+                    self.chain.checkpoint_if_due()
+                except Exception as exc:  # keep serving; the next append retries
+                    log.error("audit log: periodic checkpoint failed: %s", exc)
+
+        self._timer = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
+        self._timer.start()
+
     def close(self) -> None:
-        self._sink.close()
-
-
-def log_files(log_dir: Path) -> list[Path]:
-    """The audit files in time order (their names sort by month)."""
-    if not log_dir.is_dir():
-        return []
-    return sorted(
-        p
-        for p in log_dir.iterdir()
-        if p.name.startswith(FILE_PREFIX) and p.name.endswith(FILE_SUFFIX)
-    )
+        """A clean stop: the records this process wrote get a checkpoint."""
+        self._timer_stop.set()
+        if self._timer is not None:
+            self._timer.join()
+            self._timer = None
+        self.chain.close()
 
 
 def read_records(log_dir: Path) -> Iterator[dict[str, Any]]:

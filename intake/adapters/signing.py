@@ -181,3 +181,61 @@ def verify_document(document: Any, verifier: Verifier) -> tuple[bool, str]:
     if not verifier.verify(raw, canonical_json(body)):
         return False, "signature does not match the content"
     return True, "valid"
+
+
+# -- rotation ------------------------------------------------------------------------------
+
+RETIRED_PREFIX = f"{AUDIT_KEY_FILE}.retired-"
+RETIRED_SUFFIX = ".pub"
+
+
+def generate_signer() -> Signer:
+    """A new audit key, in memory (``install_audit_key`` writes it)."""
+    return Signer(ed25519.Ed25519PrivateKey.generate())
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def install_audit_key(keys_dir: Path, new: Signer, stamp: str) -> Path:
+    """Replace the audit key by ``new``; the old public key is kept as
+    ``audit_ed25519_key.retired-<stamp>.pub`` (so old checkpoints still verify on the host;
+    the old private key is not kept). Returns the retired file."""
+    path = keys_dir / AUDIT_KEY_FILE
+    old = load_signer(path)
+    retired = keys_dir / f"{RETIRED_PREFIX}{stamp}{RETIRED_SUFFIX}"
+    _write_new(retired, old.verifier.pem(), 0o644)
+    tmp = keys_dir / f".{AUDIT_KEY_FILE}.new"
+    tmp.unlink(missing_ok=True)
+    pem = new.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_new(tmp, pem, 0o600)
+    os.replace(tmp, path)
+    dir_fd = os.open(keys_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return retired
+
+
+def retired_verifiers(keys_dir: Path) -> list[Verifier]:
+    """The public halves of the audit keys replaced by rotations, oldest first."""
+    found = sorted(keys_dir.glob(f"{RETIRED_PREFIX}*{RETIRED_SUFFIX}"))
+    return [load_verifier(p) for p in found]
+
+
+def instance_verifiers(keys_dir: Path) -> list[Verifier]:
+    """Every audit public key an instance trusts: retired ones, then the current one."""
+    keys = retired_verifiers(keys_dir)
+    path = keys_dir / AUDIT_KEY_FILE
+    if path.exists():
+        keys.append(load_signer(path).verifier)
+    return keys

@@ -102,6 +102,12 @@ class MetricsSection:
 
 
 @dataclass(frozen=True)
+class AuditSection:
+    checkpoint_every: int = 1000  # records between two signed checkpoints
+    checkpoint_interval: int = 300  # seconds a record may wait for its checkpoint; 0 = off
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole instance's configuration, with its folder layout."""
 
@@ -114,6 +120,7 @@ class Config:
     vendor: VendorSection = field(default_factory=VendorSection)
     sweeper: SweeperSection = field(default_factory=SweeperSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    audit: AuditSection = field(default_factory=AuditSection)
 
     @property
     def keys_dir(self) -> Path:
@@ -196,6 +203,10 @@ listen = ""                       # e.g. "127.0.0.1:9464": serve answers GET /me
 textfile = ""                     # e.g. "/var/lib/prometheus/node-exporter/intake.prom":
                                   # serve rewrites it every 15 s (node_exporter textfile)
 allow_remote = false              # listen refuses a non-loopback address unless true
+
+[audit]                           # the hash-chained audit log (log/) and its signed checkpoints
+checkpoint_every = 1000           # a signed checkpoint after this many records ...
+checkpoint_interval = "5 minutes" # ... or once a record waited this long ("" = only by count)
 """
 
 
@@ -229,8 +240,11 @@ _SECTIONS: dict[str, type] = {
     "vendor": VendorSection,
     "sweeper": SweeperSection,
     "metrics": MetricsSection,
+    "audit": AuditSection,
 }
-_INTERVAL_KEYS = frozenset({"sweeper.interval", "sweeper.retry_after", "sweeper.retry_max"})
+_INTERVAL_KEYS = frozenset(
+    {"sweeper.interval", "sweeper.retry_after", "sweeper.retry_max", "audit.checkpoint_interval"}
+)
 _INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _CHOICES = {"sweeper.forward_verify": ("size", "sha256")}
 

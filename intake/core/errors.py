@@ -7,7 +7,8 @@
      ├── NotFound               exit 1: no such account, file or entry
      ├── Conflict               exit 1: the thing already exists (account, file)
      ├── Denied                 exit 1: the role or a rule forbids the operation
-     └── StartupError           exit 1: serve cannot start (port taken, key unreadable)
+     ├── StartupError           exit 1: serve cannot start (port taken, key unreadable)
+     └── AuditUnavailable       exit 1: the audit log cannot be written: the act is refused
 
 Rules:
 - ``str(error)`` is one line a person can act on; it never carries a secret.
@@ -65,3 +66,11 @@ class Denied(IntakeError):
 
 class StartupError(IntakeError):
     """``serve`` cannot start: a port is taken, a key cannot be read."""
+
+
+class AuditUnavailable(IntakeError):
+    """The audit log cannot be written (disk full, permission, I/O error).
+
+    Fail closed: the operation the record was for does not succeed. The message is one
+    line for the operational log; clients get a generic failure.
+    """

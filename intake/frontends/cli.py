@@ -22,16 +22,22 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from intake import __version__
-from intake.adapters import audit as audit_mod
-from intake.adapters import keys
+from intake.adapters import keys, signing
 from intake.core.authz import RESERVED_MEMBER_NAMES, Area
-from intake.core.clock import SystemClock, parse_iso
+from intake.core.clock import SystemClock
 from intake.core.config import Config
 from intake.core.config import load as load_config_file
 from intake.core.errors import IntakeError, InvalidName, UsageError
 from intake.core.model import Role
 from intake.core.paths import check_account_name
-from intake.frontends import cli_card, cli_catalog, cli_documents, cli_status, cli_sweep
+from intake.frontends import (
+    cli_audit,
+    cli_card,
+    cli_catalog,
+    cli_documents,
+    cli_status,
+    cli_sweep,
+)
 from intake.services import instance as instance_mod
 from intake.services.instance import Instance
 
@@ -50,8 +56,21 @@ def _config(args: argparse.Namespace) -> Config:
     return instance_mod.load_config(args.config, dict(os.environ), Path.cwd(), CLOCK)
 
 
+_time_arg = cli_audit.time_arg  # --since/--until parsing, shared by the sub-command modules
+
+_OPENED: list[Instance] = []
+
+
 def _open(args: argparse.Namespace) -> Instance:
-    return instance_mod.open_instance(_config(args), CLOCK)
+    """Open the instance; ``main`` closes it at exit (a clean stop signs the audit log)."""
+    inst = instance_mod.open_instance(_config(args), CLOCK)
+    _OPENED.append(inst)
+    return inst
+
+
+def _close_opened() -> None:
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 def _read_password() -> str:
@@ -82,6 +101,7 @@ def _print_fingerprints(cfg: Config, as_json: bool) -> None:
         doc: dict[str, Any] = {
             "ssh": [{"type": f.kind, "bits": f.bits, "fingerprint": f.fingerprint} for f in host],
             "tls": {"sha256": cert.fingerprint, "bits": cert.bits} if cert else None,
+            "audit": cli_audit.audit_key_summary(cfg),
         }
         print(json.dumps(doc, indent=2))
         return
@@ -91,6 +111,7 @@ def _print_fingerprints(cfg: Config, as_json: bool) -> None:
     if cert:
         print("TLS certificate (FTPS):")
         print(f"  SHA256 Fingerprint={cert.fingerprint}")
+    cli_audit.print_audit_key(cfg)
 
 
 def _audit_change(inst: Instance, name: str, action: str, **fields: Any) -> None:
@@ -126,6 +147,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from intake.frontends import daemon
 
     daemon.configure_logging()
+    cfg = _config(args)
+    if signing.ensure_audit_key(cfg.keys_dir):
+        print("audit signing key created (keys/audit_ed25519_key): checkpoints are now signed")
     inst = _open(args)
     _print_fingerprints(inst.config, as_json=False)
     try:
@@ -230,50 +254,6 @@ def cmd_account_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time_arg(text: str | None, flag: str) -> Any:
-    if text is None:
-        return None
-    try:
-        return parse_iso(text)
-    except ValueError:
-        raise UsageError(f"{flag}: not an ISO-8601 time: {text!r}") from None
-
-
-def cmd_audit_show(args: argparse.Namespace) -> int:
-    since = _time_arg(args.since, "--since")
-    until = _time_arg(args.until, "--until")
-    if args.event and args.event not in audit_mod.EVENTS:
-        raise UsageError(f"--event: unknown event {args.event!r}")
-    cfg = _config(args)
-    shown = 0
-    for record in audit_mod.read_records(cfg.log_dir):
-        if args.account and record.get("account") != args.account:
-            continue
-        if args.event and record.get("event") != args.event:
-            continue
-        if since or until:
-            try:
-                ts = parse_iso(str(record.get("ts", "")))
-            except ValueError:
-                continue
-            if (since and ts < since) or (until and ts > until):
-                continue
-        shown += 1
-        if args.json:
-            print(json.dumps(record, ensure_ascii=True))
-            continue
-        rest = " ".join(
-            f"{k}={audit_mod.display(v)}" for k, v in record.items() if k not in ("ts", "event")
-        )
-        print(
-            f"{audit_mod.display(record.get('ts', '?'))}  "
-            f"{audit_mod.display(record.get('event', '?')):<18} {rest}"
-        )
-    if not shown and not args.json:
-        print("no matching audit record", file=sys.stderr)
-    return 0
-
-
 # -- parser ------------------------------------------------------------------------------
 
 
@@ -296,9 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--hostname", default="localhost", help="host name in the TLS certificate")
 
-    keys_cmd = sub.add_parser("keys", help="host key and certificate fingerprints")
+    keys_cmd = sub.add_parser("keys", help="host key, certificate and audit key fingerprints")
     keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
-    p = add(keys_sub, "show", cmd_keys_show, "print the SSH and TLS fingerprints")
+    p = add(keys_sub, "show", cmd_keys_show, "print the SSH, TLS and audit key fingerprints")
     p.add_argument("--json", action="store_true")
 
     add(sub, "serve", cmd_serve, "run SFTP and FTPS until SIGTERM/SIGINT")
@@ -330,16 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     cli_card.register(acc, add)
 
-    audit = sub.add_parser("audit", help="read the audit log")
-    aud = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
-    p = add(aud, "show", cmd_audit_show, "print audit records, oldest first")
-    p.add_argument("--since", metavar="T")
-    p.add_argument("--until", metavar="T")
-    p.add_argument("--account", metavar="NAME")
-    p.add_argument("--event", metavar="NAME")
-    p.add_argument("--json", action="store_true")
+    aud = cli_audit.register(sub, keys_sub, add, _open, _config, _Parser)
     cli_documents.register(aud, add)
-
     cli_catalog.register(sub, add)
     cli_sweep.register(sub, add)
     cli_status.register(sub, add)
@@ -349,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        try:
+            return int(args.func(args))
+        finally:
+            _close_opened()
     except IntakeError as exc:
         print(f"intake: error: {exc}", file=sys.stderr)
         return exc.exit_code

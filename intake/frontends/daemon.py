@@ -157,6 +157,9 @@ class Daemon:
             if cfg.metrics.listen.enabled:
                 self.metrics_endpoint = MetricsEndpoint(inst.metrics)
                 self.addresses["metrics"] = self.metrics_endpoint.start(cfg.metrics.listen)
+            interval = cfg.audit.checkpoint_interval
+            if interval:
+                inst.audit.start_checkpoint_timer(min(60.0, max(1.0, interval / 4)))
             if cfg.sweeper.interval:
                 self.sweeper = SweeperThread(inst, cfg.sweeper.interval)
                 self.sweeper.start()

@@ -119,8 +119,13 @@ class Instance:
     listeners: list[FileEvents] = field(default_factory=list)
     receipts: Receipts | None = None  # members' ``/.receipts/``
     metrics: Metrics = field(default_factory=Metrics)
+    closed: bool = False
 
     def close(self) -> None:
+        """Close once: the audit log signs what this process wrote (a clean stop)."""
+        if self.closed:
+            return
+        self.closed = True
         self.audit.close()
         self.catalog.close()
 
@@ -134,7 +139,13 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
     accounts = AccountStore(cfg.state_dir / "accounts.db", clock)
     # The audit trail says when things were written, whatever clock a run simulates
     # (``sweep --now``): its files stay in time order and never name a future month.
-    audit = AuditLog(cfg.log_dir, SystemClock())
+    audit = AuditLog(
+        cfg.log_dir,
+        SystemClock(),
+        cfg.keys_dir / signing.AUDIT_KEY_FILE,
+        cfg.audit.checkpoint_every,
+        cfg.audit.checkpoint_interval,
+    )
     guard = Guard(cfg.limits, clock, audit)
     catalog = Catalog(cfg.state_dir / "catalog.db", clock)
     metrics = Metrics()
