@@ -12,6 +12,9 @@ Rules:
   the area root (``commonpath``). Files are opened with ``O_NOFOLLOW``. Anything else is
   ``Denied`` with the reason for the audit log.
 - Only regular files and folders are shown or served; anything else on disk is invisible.
+  A file is opened with ``O_NONBLOCK`` (a FIFO or a device planted in an area must not
+  hang the opening thread), checked with ``fstat`` to be a regular file, and only then
+  switched back to blocking reads; anything else is ``Denied`` ("not a regular file").
 - Uploads are written to a fresh file in ``.staging`` (``O_EXCL``), hashed as they come,
   fsynced, made read-only (0440) and renamed into place with ``RENAME_NOREPLACE`` when
   the client closes: a received file appears whole or not at all, and never replaces one.
@@ -157,10 +160,30 @@ class StagedUpload:
         self._storage.release(self.target)
 
 
+def open_regular(path: str, dir_fd: int | None = None) -> int:
+    """A read-only descriptor of the regular file at ``path`` (never following a symlink).
+
+    Opened non-blocking, so a FIFO or a device cannot hang the caller, then checked with
+    ``fstat``: anything but a regular file is closed and refused (``Denied``, "not a
+    regular file"); a symlink is ``OSError`` ``ELOOP``.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+    fd = os.open(path, flags, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Denied("not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    """Stream a file through SHA-256 (never whole into memory)."""
+    """Stream a regular file through SHA-256 (never whole into memory); ``Denied`` if the
+    path is not a regular file (a FIFO, a device)."""
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = open_regular(path)
     try:
         while block := os.read(fd, chunk):
             digest.update(block)
@@ -212,6 +235,17 @@ class Storage:
         if area is Area.AUDIT:
             return self.audit_root
         raise Denied("no folder behind the virtual root")
+
+    def area_usage(self, area: Area, owner: str) -> int:
+        """The bytes of the regular files in an area (symlinks are not followed)."""
+        total = 0
+        for folder, _dirs, files in os.walk(self.area_root(area, owner)):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    st = os.lstat(os.path.join(folder, name))
+                    if stat.S_ISREG(st.st_mode):
+                        total += st.st_size
+        return total
 
     def member_areas(self) -> list[str]:
         return sorted(
@@ -265,17 +299,13 @@ class Storage:
         """A read-only descriptor of a regular file."""
         path = self.real_path(location)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            return open_regular(path)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound("no such file") from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise Denied("symlink in path") from None
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise NotFound("not a regular file")
-        return fd
 
     # -- writing -------------------------------------------------------------------
 

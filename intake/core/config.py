@@ -19,6 +19,8 @@ from typing import Any
 
 from intake.core.errors import ConfigError
 
+GIB = 1024**3
+
 
 @dataclass(frozen=True)
 class Listen:
@@ -73,6 +75,10 @@ class LimitsSection:
     ban_window: int = 600  # seconds
     ban_time: int = 900  # seconds
     max_concurrent_hashes: int = 2  # password hashes computed at once
+    max_open_handles: int = 64  # files and folders one session holds open at once
+    max_account_open_files: int = 256  # files one account holds open over all its sessions
+    max_file_size: int = 64 * GIB  # bytes in one uploaded file
+    account_quota: int = 0  # bytes in one account's area (received + arriving); 0 = off
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,10 @@ max_login_failures = 10           # failed logins from one address within ban_wi
 ban_window = 600                  # ... (seconds) get that address banned ...
 ban_time = 900                    # ... for this many seconds
 max_concurrent_hashes = 2         # password checks computed at once (each costs ~32 MiB)
+max_open_handles = 64             # files and folders one session may hold open at once
+max_account_open_files = 256      # files one account may hold open over all its sessions
+max_file_size = "64 GiB"          # one uploaded file; a size in bytes or "N KiB|MiB|GiB|TiB"
+account_quota = ""                # bytes one account's area may hold, e.g. "500 GiB"; "" = off
 
 [vendor]                          # the vendor's SFTP server, for forwarding
 host = ""                         # empty: forwarding is off, outbox files wait
@@ -247,6 +257,32 @@ _INTERVAL_KEYS = frozenset(
 )
 _INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _CHOICES = {"sweeper.forward_verify": ("size", "sha256")}
+_SIZE_KEYS = frozenset({"limits.max_file_size", "limits.account_quota"})
+_SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": GIB, "tib": 1024**4}
+_MAY_BE_OFF = frozenset({"limits.account_quota"})
+
+
+def parse_size(value: object, file: str, key: str) -> int:
+    """A byte count: a whole number, ``"N KiB|MiB|GiB|TiB"`` (or ``B``); ``""`` is 0 (off)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        words = value.split()
+        if not words:
+            number = 0
+        elif (
+            len(words) <= 2
+            and words[0].isdigit()
+            and (len(words) == 1 or words[1].lower() in _SIZE_UNITS)
+        ):
+            number = int(words[0]) * (_SIZE_UNITS[words[1].lower()] if len(words) == 2 else 1)
+        else:
+            raise ConfigError(file, key, f'expected a size like "64 GiB", got {value!r}')
+    else:
+        raise ConfigError(file, key, 'expected a size like "64 GiB" or a number of bytes')
+    if number < 0 or (number == 0 and key not in _MAY_BE_OFF):
+        raise ConfigError(file, key, "expected a positive size")
+    return number
 
 
 def parse_interval(text: str, file: str, key: str) -> int:
@@ -264,6 +300,8 @@ def parse_interval(text: str, file: str, key: str) -> int:
 
 
 def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
+    if key in _SIZE_KEYS:
+        return parse_size(value, file, key)
     if key in _INTERVAL_KEYS:
         if not isinstance(value, str):
             raise ConfigError(file, key, 'expected a string like "15 minutes"')

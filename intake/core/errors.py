@@ -7,6 +7,7 @@
      ├── NotFound               exit 1: no such account, file or entry
      ├── Conflict               exit 1: the thing already exists (account, file)
      ├── Denied                 exit 1: the role or a rule forbids the operation
+     ├── LimitExceeded          exit 1: a resource limit (open files, size, quota) refuses it
      ├── StartupError           exit 1: serve cannot start (port taken, key unreadable)
      └── AuditUnavailable       exit 1: the audit log cannot be written: the act is refused
 
@@ -60,6 +61,15 @@ class Denied(IntakeError):
     def __init__(self, reason: str, operation: str = "", path: str = "") -> None:
         super().__init__("permission denied")
         self.reason = reason
+        self.operation = operation
+        self.path = path
+
+
+class LimitExceeded(IntakeError):
+    """A limit refuses the request; ``str()`` is safe to show the client (names the limit)."""
+
+    def __init__(self, message: str, operation: str = "", path: str = "") -> None:
+        super().__init__(message)
         self.operation = operation
         self.path = path
 

@@ -194,6 +194,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             self.instance.audit,
             self.instance.listeners,
             receipts=self.instance.receipts,
+            budget=self.instance.budget,
         )
         self.authenticated = True
         self.attempted_logins = 0

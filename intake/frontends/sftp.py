@@ -6,7 +6,15 @@ with a generic text; the detail goes to the audit log (``intake.services.files``
 Rules (see ../shared/PITFALLS.md for why each exists):
 - Only the ``sftp`` subsystem on ``session`` channels; shell, exec, pty, x11, agent and
   port forwarding (both directions) are refused and audited as ``denied``.
-- CBC ciphers and SHA-1/MD5 MACs disabled; AES-GCM offered first; ed25519 host key first.
+- Offered: AES-GCM first, then AES-CTR with encrypt-then-MAC SHA-2 MACs only; key
+  exchange ML-KEM-768+X25519 (post-quantum hybrid), Curve25519, DH group 16: no NIST
+  curves, no group exchange (it needs a moduli file paramiko's server does not have);
+  ed25519 host key first, RSA with SHA-2 only. ``tests/test_outside_audits.py`` runs
+  ssh-audit against this.
+- Bounded after login as before it: an SSH packet longer than ``MAX_PACKET`` (OpenSSH's
+  256 KiB) ends the connection before its body is read (``CappedPacketizer``), a client
+  that sends channel data beyond the window it was given is cut, and extended data
+  (stderr) from a client is dropped (paramiko would buffer both without bound).
 - Login deadline counted from ``accept`` (``[sftp] login_timeout``), a cap on the bytes a
   client may send before it is authenticated (``max_prelogin_bytes``), an idle timeout
   after login; a banned or over-limit address is refused before paramiko sees a byte.
@@ -20,7 +28,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +36,12 @@ import paramiko
 from paramiko.common import (
     AUTH_FAILED,
     AUTH_SUCCESSFUL,
+    MSG_CHANNEL_DATA,
+    MSG_CHANNEL_EXTENDED_DATA,
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_SUCCEEDED,
 )
+from paramiko.packet import Packetizer
 
 from intake.adapters.keys import HOST_KEY_FILES
 from intake.core.config import Listen, SftpSection
@@ -48,6 +59,14 @@ DISABLED_ALGORITHMS = {
     "keys": ["ssh-rsa", "ssh-dss"],
     "pubkeys": ["ssh-rsa", "ssh-dss"],
 }
+PREFERRED_KEX = (
+    "mlkem768x25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+)
+PREFERRED_MACS = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com")
+MAX_PACKET = 256 * 1024  # OpenSSH's PACKET_MAX_SIZE
+_PACKET_MARGIN = 256  # padding length, MAC and the first block read with the length
 PREFERRED_CIPHERS = (
     "aes256-gcm@openssh.com",
     "aes128-gcm@openssh.com",
@@ -109,6 +128,50 @@ class CappedSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+
+class CappedPacketizer(Packetizer):
+    """paramiko's packet reader, refusing a packet longer than ``MAX_PACKET``.
+
+    paramiko reads whatever length a packet header announces (up to 4 GiB) into memory
+    before checking anything; every body read goes through ``read_all``, so the length
+    is checked there, before a byte of the body is read.
+    """
+
+    def read_all(self, n: int, check_rekey: bool = False) -> bytes:
+        if n > MAX_PACKET + _PACKET_MARGIN:
+            raise paramiko.SSHException(f"packet of {n} bytes refused (limit {MAX_PACKET})")
+        data: bytes = super().read_all(n, check_rekey)
+        return data
+
+
+def _feed_within_window(channel: paramiko.Channel, msg: paramiko.Message) -> None:
+    """Channel data, unless the client sent more than the window it was granted."""
+    data = msg.get_binary()
+    if len(channel.in_buffer) + len(data) > WINDOW_SIZE:
+        log.warning("closing a client that ignored its channel window")
+        channel.get_transport().close()
+        return
+    channel.in_buffer.feed(data)
+
+
+def _drop_extended(channel: paramiko.Channel, msg: paramiko.Message) -> None:
+    """A client's stderr stream: nothing on the server reads it, so nothing keeps it."""
+
+
+def _bounded_channels(transport: paramiko.Transport) -> None:
+    table = dict(transport._channel_handler_table)  # type: ignore[attr-defined]
+    table[MSG_CHANNEL_DATA] = _feed_within_window
+    table[MSG_CHANNEL_EXTENDED_DATA] = _drop_extended
+    transport._channel_handler_table = table  # type: ignore[attr-defined]
+
+
+def _choose(offered: Sequence[str], preferred: tuple[str, ...]) -> tuple[str, ...]:
+    """``preferred`` in its order, keeping only what this paramiko supports."""
+    chosen = tuple(name for name in preferred if name in offered)
+    if not chosen:
+        raise StartupError(f"sftp: none of {', '.join(preferred)} is available in paramiko")
+    return chosen
 
 
 class IntakeServer(paramiko.ServerInterface):
@@ -266,9 +329,14 @@ class SftpService:
             capped,  # type: ignore[arg-type]
             disabled_algorithms=DISABLED_ALGORITHMS,
             default_window_size=WINDOW_SIZE,
+            packetizer_class=CappedPacketizer,
         )
         capped.transport = transport
-        transport.get_security_options().ciphers = PREFERRED_CIPHERS
+        _bounded_channels(transport)
+        options = transport.get_security_options()
+        options.ciphers = PREFERRED_CIPHERS
+        options.kex = _choose(options.kex, PREFERRED_KEX)
+        options.digests = _choose(options.digests, PREFERRED_MACS)
         for key in self._host_keys:
             transport.add_server_key(key)
         server = IntakeServer(self._instance, ip)

@@ -10,6 +10,14 @@ Rules:
 - An upload is committed on the client's CLOSE and the CLOSE reply tells the truth
   (paramiko always answers OK); handles left open when the session ends are interrupted
   (``session_ended`` runs before paramiko closes them).
+- Bounded like OpenSSH's sftp-server: an incoming SFTP message of more than
+  ``MAX_MESSAGE`` bytes ends the session (paramiko would buffer up to 16 MiB, copying it
+  quadratically); a READ returns at most ``MAX_READ`` bytes, so no reply exceeds
+  ``MAX_MESSAGE``; open files and folders count against ``max_open_handles``. The limits
+  are advertised with the ``limits@openssh.com`` extension (OpenSSH's sftp then sizes its
+  requests to them). paramiko's ``check-file`` extension (MD5/SHA-1 of any length of a
+  file, in one request) is not offered. A refusal by a limit is a failure status whose
+  text names the limit.
 """
 
 from __future__ import annotations
@@ -24,18 +32,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import paramiko
 from paramiko.sftp import (
     CMD_CLOSE,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_INIT,
+    CMD_VERSION,
     SFTP_BAD_MESSAGE,
     SFTP_FAILURE,
     SFTP_NO_SUCH_FILE,
     SFTP_OK,
+    SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
 )
 
 from intake.adapters.storage import EntryStat
 from intake.core.authz import Op
-from intake.core.errors import Denied, IntakeError, NotFound
+from intake.core.errors import Denied, IntakeError, LimitExceeded, NotFound
 from intake.core.paths import normalize, to_text
-from intake.services.files import Download, FileSession, Upload
+from intake.services.files import MAX_READ, Download, FileSession, Upload
 
 if TYPE_CHECKING:
     from intake.frontends.sftp import IntakeServer
@@ -43,6 +56,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("intake.sftp")
 PROTOCOL = "sftp"
 R = TypeVar("R")
+SFTP_VERSION = 3
+MAX_MESSAGE = 256 * 1024  # OpenSSH's SFTP_MAX_MSG_LENGTH
+MAX_WRITE = MAX_MESSAGE - 1024  # what limits@openssh.com tells clients to write at most
+LIMITS_EXTENSION = "limits@openssh.com"
+EXTENSIONS = ((LIMITS_EXTENSION, "1"), ("posix-rename@openssh.com", "1"))
 
 
 def _attributes(entry: EntryStat) -> paramiko.SFTPAttributes:
@@ -69,6 +87,10 @@ def _answer(method: Callable[..., R]) -> Callable[..., R | int]:
     def wrapper(*args: Any, **kwargs: Any) -> R | int:
         try:
             return method(*args, **kwargs)
+        except LimitExceeded as exc:
+            interface = getattr(args[0], "_interface", args[0])
+            interface.status_text = str(exc)  # the status reply names the limit
+            return SFTP_FAILURE
         except IntakeError as exc:
             return _status_of(exc)
         except OSError as exc:
@@ -130,7 +152,9 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
     def __init__(self, server: IntakeServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(server, *args, **kwargs)
         self.connection = server
-        assert server.account is not None
+        self.status_text: str | None = None  # the text of the next status reply
+        if server.account is None:
+            raise paramiko.SSHException("sftp subsystem before authentication")
         self.files = FileSession(
             server.account,
             server.ip,
@@ -139,6 +163,7 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
             server.instance.audit,
             server.instance.listeners,
             receipts=server.instance.receipts,
+            budget=server.instance.budget,
         )
         server.file_sessions.append(self.files)
 
@@ -147,7 +172,8 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
 
     @_answer
     def list_folder(self, path: str) -> list[paramiko.SFTPAttributes] | int:
-        return [_attributes(e) for e in self.files.list_dir(path)]
+        # paramiko calls this for OPENDIR only: the folder handle counts as open.
+        return [_attributes(e) for e in self.files.open_folder(path)]
 
     @_answer
     def stat(self, path: str) -> paramiko.SFTPAttributes | int:
@@ -204,20 +230,67 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
 
 
 class IntakeSFTPServer(paramiko.SFTPServer):
-    """paramiko's SFTP server, with a truthful CLOSE reply and activity tracking."""
+    """paramiko's SFTP server: bounded messages, OpenSSH's limits extension, a truthful
+    CLOSE reply, status texts that name a limit, activity tracking."""
 
     server: IntakeSFTPInterface
 
+    def _read_packet(self) -> tuple[int, bytes]:
+        header = self._read_all(4)  # type: ignore[attr-defined]
+        size = int.from_bytes(header, "big")
+        if size > MAX_MESSAGE:
+            log.warning("sftp: closing a session that sent a %d-byte message", size)
+            raise paramiko.SSHException(f"SFTP message of {size} bytes (limit {MAX_MESSAGE})")
+        data: bytes = self._read_all(size)  # type: ignore[attr-defined]
+        return (data[0], data[1:]) if size else (0, b"")
+
+    def _send_server_version(self) -> int:
+        kind, data = self._read_packet()
+        if kind != CMD_INIT:
+            raise paramiko.SSHException("the client did not start with SSH_FXP_INIT")
+        msg = paramiko.Message()
+        msg.add_int(SFTP_VERSION)
+        for name, version in EXTENSIONS:
+            msg.add_string(name)
+            msg.add_string(version)
+        self._send_packet(CMD_VERSION, msg)  # type: ignore[attr-defined]
+        return int.from_bytes(data[:4], "big")
+
+    def _send_status(self, request_number: int, code: int, desc: str | None = None) -> None:
+        text, self.server.status_text = self.server.status_text, None
+        super()._send_status(request_number, code, desc or text)  # type: ignore[misc]
+
+    def _send_limits(self, request_number: int) -> None:
+        msg = paramiko.Message()
+        msg.add_int(request_number)
+        msg.add_int64(MAX_MESSAGE)  # max-packet-length
+        msg.add_int64(MAX_READ)  # max-read-length
+        msg.add_int64(MAX_WRITE)  # max-write-length
+        msg.add_int64(self.server.files.budget.limits.max_open_handles)  # max-open-handles
+        self._send_packet(CMD_EXTENDED_REPLY, msg)  # type: ignore[attr-defined]
+
     def _process(self, t: int, request_number: int, msg: paramiko.Message) -> None:  # type: ignore[misc]
         self.server.connection.last_activity = time.monotonic()
+        self.server.status_text = None
+        if t == CMD_EXTENDED:
+            tag = msg.get_text()
+            if tag == LIMITS_EXTENSION:
+                self._send_limits(request_number)
+            elif tag == "posix-rename@openssh.com":
+                reply: Callable[..., None] = self._send_status
+                reply(request_number, self.server.posix_rename(msg.get_text(), msg.get_text()))
+            else:  # check-file among them: hashing a whole file per request is not offered
+                self._send_status(request_number, SFTP_OP_UNSUPPORTED)
+            return
         if t != CMD_CLOSE:
             super()._process(t, request_number, msg)  # type: ignore[misc]
             return
         # paramiko ignores what close() says and always answers OK: answer the truth.
         handle = msg.get_binary()
-        reply: Callable[..., None] = self._send_status  # type: ignore[attr-defined]
+        reply = self._send_status
         if handle in self.folder_table:
             del self.folder_table[handle]
+            self.server.files.close_folder()
             reply(request_number, SFTP_OK)
         elif handle in self.file_table:
             opened: IntakeSFTPHandle = self.file_table.pop(handle)  # type: ignore[assignment]

@@ -91,6 +91,7 @@ class Cataloguer(Reconciler, FileEvents):
         self.reports = []
         self._stop = threading.Event()
         self._settling = {}
+        self._refused_special = set()
         self._queue: queue.Queue[tuple[str, ...]] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._watcher: Watcher | None = None

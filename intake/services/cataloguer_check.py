@@ -33,6 +33,7 @@ from intake.adapters.catalog import Catalog, Entry, FileStat, Found, Known
 from intake.adapters.storage import Storage, sha256_file
 from intake.core.authz import OUTBOX, Area
 from intake.core.clock import Clock
+from intake.core.errors import Denied
 from intake.core.model import ArrivalState
 from intake.services.retention import RetentionBook
 
@@ -88,6 +89,7 @@ class FileChecks:
     _stop: threading.Event  # set: a scan stops between two files
     _settling: dict[str, tuple[FileStat, float]]  # path -> (its stat, monotonic time due)
     retention: RetentionBook | None  # sets each new entry's policy and end date
+    _refused_special: set[str]  # FIFOs and devices already audited
 
     # -- layout ----------------------------------------------------------------------
 
@@ -204,12 +206,31 @@ class FileChecks:
         self._compare(live[-1].id, live[-1].sha256, found, report)
         return None
 
+    def refuse_special(self, path: str) -> None:
+        """A FIFO, device or socket in an area: never opened, audited ``denied`` once."""
+        if path in self._refused_special:
+            return
+        self._refused_special.add(path)
+        where = self.locate(path)
+        log.warning("not a regular file, not catalogued: %s", display(path))
+        self.audit.record(
+            "denied",
+            account=where[0] if where else None,
+            path=where[2] if where else display(path),
+            protocol=self.protocol,
+            operation="catalogue",
+            reason="not a regular file (FIFO, device or socket)",
+        )
+
     def _hash(self, path: str, where: Where, st: FileStat, report: ScanReport) -> Found | None:
         """Hash a file (streaming); None if it changed or went while being read."""
         try:
             digest = sha256_file(path)
             after = file_stat(os.lstat(path))
         except OSError:
+            return None
+        except Denied:  # it became a FIFO or a device since its stat
+            self.refuse_special(path)
             return None
         report.hashed += 1
         report.hashed_bytes += st.size

@@ -72,6 +72,8 @@ class Reconciler(FileChecks):
                                 stack.append(item.path)
                         elif stat_mod.S_ISREG(st.st_mode):
                             yield item.path, st
+                        elif not stat_mod.S_ISLNK(st.st_mode):
+                            self.refuse_special(item.path)
             except (FileNotFoundError, NotADirectoryError, PermissionError):
                 continue
 

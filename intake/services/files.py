@@ -10,10 +10,19 @@ Rules:
 - ``upload.complete`` (size, sha256) is written when the client closes the file and the
   file is in place; an upload still open when the session ends is ``upload.interrupted``
   and its partial data is discarded.
-- ``download`` is written when the client closes the file, with the bytes it read.
+- ``download`` is written when the client closes the file, with the bytes it read, and
+  only if it read something: opening and closing a file is no download.
 - A member's ``/.receipts/`` is served by ``intake.services.receipts`` (list, stat, read);
   authz refuses every other operation there, so it is audited like any refusal. A
   receipt's download is audited like a file's.
+- Limits (``[limits]``), each refusal a ``LimitExceeded`` whose text names the limit:
+  a session holds at most ``max_open_handles`` files and folders open, an account at most
+  ``max_account_open_files`` files over all its sessions (``Budget``); past either, opens
+  are refused and ONE ``denied`` is audited per burst (until a handle is closed again).
+  A read returns at most ``MAX_READ`` bytes. An upload may not exceed ``max_file_size``,
+  the account's ``account_quota`` (counted as bytes arrive), nor leave a hole wider than
+  ``intake.core.extent.HOLE_WINDOW``: the write is refused, ``denied`` audited, the
+  upload discarded (``upload.interrupted``) and every later write or close fails.
 - Every upload's life is announced to the ``FileEvents`` listeners (the cataloguer's
   seam): ``started`` at open, then ``received`` or ``interrupted``; and ``renamed``.
   A listener that fails is logged, never fails the client's operation.
@@ -32,12 +41,23 @@ from intake.adapters.audit import AuditLog, display
 from intake.adapters.storage import EntryStat, StagedUpload, Storage
 from intake.core import authz
 from intake.core.authz import Area, Location, Op
-from intake.core.errors import Conflict, Denied, IntakeError, InvalidName, NotFound
+from intake.core.config import LimitsSection
+from intake.core.errors import (
+    Conflict,
+    Denied,
+    IntakeError,
+    InvalidName,
+    LimitExceeded,
+    NotFound,
+)
+from intake.core.extent import Extent
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
+from intake.services.budget import Budget
 from intake.services.receipts import Receipts
 
 log = logging.getLogger("intake.files")
+MAX_READ = 256 * 1024 - 1024  # OpenSSH's sftp-server: SFTP_MAX_MSG_LENGTH - 1024
 
 
 @dataclass(frozen=True)
@@ -95,13 +115,19 @@ class Download:
         self.size = len(virtual[0]) if virtual else os.fstat(fd).st_size
         self.bytes_read = 0
         self._closed = False
+        self.reads = 0
 
     def read(self, offset: int, length: int) -> bytes:
+        """At most ``MAX_READ`` bytes from ``offset`` (fewer at the end; b"" past it)."""
+        if offset < 0 or length < 0:
+            raise IntakeError("negative offset or length")
+        length = min(length, MAX_READ)
         if self._virtual is not None:
             data = self._virtual[0][offset : offset + length]
         else:
             data = os.pread(self._fd, length, offset)
         self.bytes_read += len(data)
+        self.reads += 1
         return data
 
     def stat(self) -> EntryStat:
@@ -117,7 +143,9 @@ class Download:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        self._session._audit("download", path=self.path, size=self.size, bytes=self.bytes_read)
+        self._session._release(self)
+        if self.bytes_read or (self.reads and not self.size):
+            self._session._audit("download", path=self.path, size=self.size, bytes=self.bytes_read)
 
 
 class Upload:
@@ -129,21 +157,48 @@ class Upload:
         self.path = path
         self._staged = staged
         self.failed: str | None = None
+        self._extent = Extent()
+        self._counted = 0  # bytes counted against the account's quota
+        self._limited = False  # a limit (not the disk) ended it
 
     @property
     def size(self) -> int:
         return self._staged.size
 
+    def _limit(self, offset: int, length: int) -> str | None:
+        """Why this write is refused by a limit (the reason for the audit), or None."""
+        limits = self._session.budget.limits
+        if offset + length > limits.max_file_size:
+            return f"file larger than max_file_size ({limits.max_file_size} bytes)"
+        try:
+            self._extent.check(offset, length)
+        except ValueError as exc:
+            return f"sparse write refused: {exc}"
+        grown = offset + length - self._extent.end
+        refusal = self._session.budget.arrive(self._session.account.name, grown)
+        if refusal is None and grown > 0:
+            self._counted += grown
+        return refusal
+
     def write(self, offset: int, data: bytes) -> None:
-        """Store bytes; a storage failure (disk full, quota) ends the upload for good."""
+        """Store bytes; a limit or a storage failure (disk full) ends the upload for good."""
         if self.failed:
+            if self._limited:
+                raise LimitExceeded(f"upload refused: {self.failed}", Op.UPLOAD.value, self.path)
             raise IntakeError("upload failed")
+        refusal = self._limit(offset, len(data))
+        if refusal is not None:
+            self.failed, self._limited = refusal, True
+            self._session._deny(Op.UPLOAD, self.path, refusal)
+            self.abort(refusal)
+            raise LimitExceeded(f"upload refused: {refusal}", Op.UPLOAD.value, self.path)
         try:
             self._staged.write(offset, data)
         except OSError as exc:
             self.failed = f"write failed: {exc.strerror or exc}"
             self.abort(self.failed)
             raise IntakeError("upload failed") from None
+        self._extent.add(offset, len(data))
 
     def close(self) -> None:
         """The client closed the file: it is received, or ``Denied`` if its name was taken,
@@ -154,21 +209,27 @@ class Upload:
         An upload whose write failed is never committed, even if the client closes it.
         """
         if self.failed:
+            if self._limited:
+                raise LimitExceeded(f"upload refused: {self.failed}", Op.UPLOAD.value, self.path)
             raise IntakeError("upload failed")
         if self._staged.done:
             return
-        self._session._uploads.discard(self)
+        self._session._release(self)
+        account = self._session.account.name
         try:
             size, digest = self._staged.commit()
         except Conflict:
+            self._session.budget.settle(account, self._counted, kept=False)
             self._interrupted("name taken by another upload before the close")
             raise Denied("overwrite refused", "upload", self.path) from None
         except Exception as exc:
+            self._session.budget.settle(account, self._counted, kept=False)
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             log.error("storing %s failed: %s", display(self.path), detail or type(exc).__name__)
             self.failed = f"the file could not be stored: {detail or type(exc).__name__}"
             self._interrupted(self.failed)
             raise IntakeError("the file could not be stored") from None
+        self._session.budget.settle(account, self._counted, kept=True)
         self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
         arrival = Arrival(
             self._session.account.name,
@@ -185,7 +246,8 @@ class Upload:
         """The upload will never be closed by the client: discard it, audit why."""
         if self._staged.done:
             return
-        self._session._uploads.discard(self)
+        self._session._release(self)
+        self._session.budget.settle(self._session.account.name, self._counted, kept=False)
         self._staged.discard()
         self._interrupted(reason)
 
@@ -210,15 +272,20 @@ class FileSession:
         audit: AuditLog,
         listeners: list[FileEvents],
         receipts: Receipts | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.account = account
         self.ip = ip
         self.protocol = protocol
+        self.budget = budget or Budget(LimitsSection())  # the default limits
         self._storage = storage
         self._audit_log = audit
         self._listeners = listeners
         self._receipts = receipts
         self._uploads: set[Upload] = set()
+        self._downloads: set[Download] = set()
+        self._folders = 0  # folder handles a front-end holds open (SFTP OPENDIR)
+        self._over_limit = False  # a burst of refused opens is audited once
         if account.role.value == "member":
             storage.ensure_area(Area.MEMBER, account.name)
         elif account.role.value == "technician":
@@ -242,6 +309,38 @@ class FileSession:
         operation = op.value if isinstance(op, Op) else op
         self._audit("denied", operation=operation, path=path, reason=reason)
         return Denied(reason, operation, path)
+
+    def _over(self, op: Op, text: str, reason: str) -> LimitExceeded:
+        """A refused open: audited once per burst (until a handle is closed again)."""
+        if not self._over_limit:
+            self._over_limit = True
+            self._audit("denied", operation=op.value, path=text, reason=reason)
+        return LimitExceeded(reason, op.value, text)
+
+    def _check_handles(self, op: Op, text: str) -> None:
+        limit = self.budget.limits.max_open_handles
+        if len(self._uploads) + len(self._downloads) + self._folders >= limit:
+            raise self._over(op, text, f"too many open files (max_open_handles {limit})")
+
+    def _take_file(self, op: Op, text: str) -> None:
+        """One more open file of this session: ``LimitExceeded`` past either limit."""
+        self._check_handles(op, text)
+        if not self.budget.open_file(self.account.name):
+            limit = self.budget.limits.max_account_open_files
+            raise self._over(
+                op, text, f"too many open files for this account (max_account_open_files {limit})"
+            )
+
+    def _release(self, handle: Upload | Download) -> None:
+        if isinstance(handle, Upload):
+            held = handle in self._uploads
+            self._uploads.discard(handle)
+        else:
+            held = handle in self._downloads
+            self._downloads.discard(handle)
+        if held:
+            self.budget.close_file(self.account.name)
+            self._over_limit = False
 
     def _locate(self, client_path: str, op: Op) -> tuple[Location, str]:
         """Normalise, locate and authorise; audits and raises ``Denied`` on refusal."""
@@ -299,6 +398,20 @@ class FileSession:
         self._audit("list", path=text)
         return entries
 
+    def open_folder(self, client_path: str) -> list[EntryStat]:
+        """``list_dir`` for a front-end that keeps a folder handle open (SFTP OPENDIR):
+        counted in ``max_open_handles`` until ``close_folder``."""
+        _location, text = self._locate(client_path, Op.LIST)
+        self._check_handles(Op.LIST, text)
+        entries = self.list_dir(client_path)
+        self._folders += 1
+        return entries
+
+    def close_folder(self) -> None:
+        if self._folders:
+            self._folders -= 1
+            self._over_limit = False
+
     def stat(self, client_path: str) -> EntryStat:
         location, text = self._locate(client_path, Op.STAT)
         if location.area is Area.ROOT:
@@ -314,26 +427,46 @@ class FileSession:
         location, text = self._locate(client_path, Op.READ)
         if location.area is Area.ROOT:
             raise self._deny(Op.READ, text, "not a file")
-        if location.area is Area.RECEIPTS:
-            receipts = self._receipts_of(Op.READ, text)
-            found: EntryStat = self._guarded(  # type: ignore[assignment]
-                Op.READ, text, lambda: receipts.stat(location.owner, location.rel)
-            )
-            if found.is_dir:
-                raise NotFound("not a file")
-            data = receipts.read(location.owner, location.rel)
-            return Download(self, text, -1, (data, dataclasses.replace(found, size=len(data))))
-        fd: int = self._guarded(Op.READ, text, lambda: self._storage.open_read(location))  # type: ignore[assignment]
-        return Download(self, text, fd)
+        self._take_file(Op.READ, text)
+        try:
+            if location.area is Area.RECEIPTS:
+                receipts = self._receipts_of(Op.READ, text)
+                found: EntryStat = self._guarded(  # type: ignore[assignment]
+                    Op.READ, text, lambda: receipts.stat(location.owner, location.rel)
+                )
+                if found.is_dir:
+                    raise NotFound("not a file")
+                data = receipts.read(location.owner, location.rel)
+                virtual = (data, dataclasses.replace(found, size=len(data)))
+                download = Download(self, text, -1, virtual)
+            else:
+                fd: int = self._guarded(Op.READ, text, lambda: self._storage.open_read(location))  # type: ignore[assignment]
+                download = Download(self, text, fd)
+        except BaseException:
+            self.budget.close_file(self.account.name)
+            raise
+        self._downloads.add(download)
+        return download
 
     # -- writing -------------------------------------------------------------------
 
     def open_upload(self, client_path: str) -> Upload:
         location, text = self._locate(client_path, Op.UPLOAD)
+        self._take_file(Op.UPLOAD, text)
         try:
-            staged = self._guarded(Op.UPLOAD, text, lambda: self._storage.begin_upload(location))
-        except Conflict as exc:
-            raise self._deny(Op.UPLOAD, text, f"overwrite refused: {exc}") from None
+            self.budget.measure(
+                self.account.name,
+                lambda: self._storage.area_usage(location.area, location.owner),
+            )
+            try:
+                staged = self._guarded(
+                    Op.UPLOAD, text, lambda: self._storage.begin_upload(location)
+                )
+            except Conflict as exc:
+                raise self._deny(Op.UPLOAD, text, f"overwrite refused: {exc}") from None
+        except BaseException:
+            self.budget.close_file(self.account.name)
+            raise
         upload = Upload(self, location, text, staged)  # type: ignore[arg-type]
         self._uploads.add(upload)
         self._announce("started", self.account.name, location.area, text, self.protocol)
@@ -389,3 +522,5 @@ class FileSession:
         """The session is over: every upload still open is interrupted."""
         for upload in list(self._uploads):
             upload.abort(reason)
+        for download in list(self._downloads):
+            download.close()

@@ -24,6 +24,7 @@ from intake.core import config as config_mod
 from intake.core.clock import Clock, SystemClock
 from intake.core.config import Config
 from intake.core.errors import UsageError
+from intake.services.budget import Budget
 from intake.services.files import FileEvents
 from intake.services.guard import Guard
 from intake.services.login import Authenticator
@@ -116,6 +117,7 @@ class Instance:
     guard: Guard
     auth: Authenticator
     catalog: Catalog
+    budget: Budget
     listeners: list[FileEvents] = field(default_factory=list)
     receipts: Receipts | None = None  # members' ``/.receipts/``
     metrics: Metrics = field(default_factory=Metrics)
@@ -161,4 +163,5 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         catalog=catalog,
         receipts=Receipts(cfg, catalog),
         metrics=metrics,
+        budget=Budget(cfg.limits),
     )

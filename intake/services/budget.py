@@ -1,0 +1,84 @@
+"""What one account may hold at once, over all its sessions and both protocols.
+
+Rules:
+- Open files: at most ``max_account_open_files`` per account at once (each holds a
+  descriptor of the one server process; ``max_open_handles`` bounds one session, this
+  bounds an account that opens many sessions).
+- Quota (``account_quota``, 0 = off): the bytes of the account's area plus the bytes of
+  its uploads still arriving may not exceed it. The area is measured on disk when an
+  upload opens (the sweeper, another process, may have destroyed files since); bytes are
+  counted as they arrive, so the quota holds while the upload runs, not only at its end.
+- One lock guards the counters; nothing here blocks on I/O while holding it except the
+  area walk's result being stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+
+from intake.core.config import LimitsSection
+
+
+class Budget:
+    """Per-account counters shared by every session of one server."""
+
+    def __init__(self, limits: LimitsSection) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = defaultdict(int)
+        self._disk: dict[str, int] = {}
+        self._arriving: dict[str, int] = defaultdict(int)
+
+    # -- open files ------------------------------------------------------------------
+
+    def open_file(self, account: str) -> bool:
+        """Take one open-file slot of ``account``; False when it has none left."""
+        with self._lock:
+            if self._open[account] >= self.limits.max_account_open_files:
+                return False
+            self._open[account] += 1
+            return True
+
+    def close_file(self, account: str) -> None:
+        with self._lock:
+            if self._open[account] > 0:
+                self._open[account] -= 1
+            if not self._open[account]:
+                del self._open[account]
+
+    def open_files(self, account: str) -> int:
+        with self._lock:
+            return self._open.get(account, 0)
+
+    # -- quota -----------------------------------------------------------------------
+
+    def measure(self, account: str, usage: Callable[[], int]) -> None:
+        """Refresh the bytes ``account``'s area holds (``usage`` walks it); quota off: no-op."""
+        if not self.limits.account_quota:
+            return
+        used = usage()
+        with self._lock:
+            self._disk[account] = used
+
+    def arrive(self, account: str, grown: int) -> str | None:
+        """``grown`` more bytes of an upload of ``account``: the refusal reason, or None."""
+        quota = self.limits.account_quota
+        if not quota or grown <= 0:
+            return None
+        with self._lock:
+            used = self._disk.get(account, 0) + self._arriving[account] + grown
+            if used > quota:
+                return f"account quota of {quota} bytes exceeded ({used} bytes with this upload)"
+            self._arriving[account] += grown
+            return None
+
+    def settle(self, account: str, arrived: int, kept: bool) -> None:
+        """An upload of ``arrived`` bytes ended: kept (now on disk) or discarded."""
+        if not self.limits.account_quota:
+            return
+        with self._lock:
+            self._arriving[account] = max(0, self._arriving[account] - arrived)
+            if kept:
+                self._disk[account] = self._disk.get(account, 0) + arrived
