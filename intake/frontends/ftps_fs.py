@@ -70,6 +70,11 @@ class UploadFile:
         """A write failed (disk full, quota): the upload is already discarded and audited."""
         return self._upload.failed is not None
 
+    @property
+    def refused_by_limit(self) -> str | None:
+        """Why a limit (size, hole, quota) ended the upload, or None."""
+        return self._upload.refused_by_limit
+
     def commit(self) -> None:
         """The client ended the upload cleanly: put it in place (``Denied`` if name taken)."""
         self.closed = True

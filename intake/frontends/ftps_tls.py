@@ -192,7 +192,11 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
 
     def handle_error(self) -> None:
         upload = self.file_obj
-        if isinstance(upload, UploadFile) and upload.failed:
+        if isinstance(upload, UploadFile) and upload.refused_by_limit:
+            # A limit (file size, quota, hole): 552 is FTP's "exceeded storage allocation".
+            reason = upload.refused_by_limit
+            self._resp = (f"552 Upload refused: {reason}; the file was not stored.", log.info)
+        elif isinstance(upload, UploadFile) and upload.failed:
             # The disk failed, not TLS: end the connection with a close_notify, so the
             # client keeps its TLS session usable for the next data connection.
             self._resp = ("451 Local error: the upload failed; the file was not stored.", log.info)

@@ -165,6 +165,11 @@ class Upload:
     def size(self) -> int:
         return self._staged.size
 
+    @property
+    def refused_by_limit(self) -> str | None:
+        """Why a limit ended this upload (its size, a hole, the quota), or None."""
+        return self.failed if self._limited else None
+
     def _limit(self, offset: int, length: int) -> str | None:
         """Why this write is refused by a limit (the reason for the audit), or None."""
         limits = self._session.budget.limits
