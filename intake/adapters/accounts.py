@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,3 +183,42 @@ class AccountStore:
                 (name, blob),
             ).fetchone()
         return Account(row[0], Role(row[1]), True) if row else None
+
+    def credential_token(self, name: str, method: str, key_blob: bytes | None = None) -> str | None:
+        """A token that changes when the credential a session logged in with changes:
+        a digest of the password hash, or of the key; None if there is none."""
+        with sqlite.connect(self._path) as db:
+            if method == "publickey":
+                row = db.execute(
+                    "SELECT blob FROM account_keys WHERE account = ? AND blob = ?",
+                    (name, key_blob or b""),
+                ).fetchone()
+                value = bytes(row[0]) if row else None
+            else:
+                row = db.execute(
+                    "SELECT password_hash FROM accounts WHERE name = ?", (name,)
+                ).fetchone()
+                value = row[0].encode() if row and row[0] else None
+        return hashlib.sha256(value).hexdigest() if value is not None else None
+
+    def invalid_login_reason(self, name: str, method: str, token: str | None) -> str | None:
+        """Why a session of ``name`` logged in by ``method`` (with ``token``) no longer
+        holds: the account is gone or disabled, or that credential changed; else None."""
+        account = self.get(name)
+        if account is None:
+            return "account deleted"
+        if not account.enabled:
+            return "account disabled"
+        if method == "publickey":
+            # The token is the key's digest: the key must still be on the account.
+            with sqlite.connect(self._path) as db:
+                blobs = [
+                    bytes(r[0])
+                    for r in db.execute("SELECT blob FROM account_keys WHERE account = ?", (name,))
+                ]
+            if token not in {hashlib.sha256(b).hexdigest() for b in blobs}:
+                return "key removed from the account"
+            return None
+        if token != self.credential_token(name, method):
+            return "password changed"
+        return None

@@ -79,6 +79,17 @@ class LimitsSection:
     max_account_open_files: int = 256  # files one account holds open over all its sessions
     max_file_size: int = 64 * GIB  # bytes in one uploaded file
     account_quota: int = 0  # bytes in one account's area (received + arriving); 0 = off
+    # Unauthenticated connections (OpenSSH's MaxStartups "start:rate:full"): past ``start``
+    # a new one from a network already holding one is dropped with probability ``rate`` %,
+    # rising to 100 % at ``full``; at ``full`` a first one from a network evicts the
+    # oldest of the network holding most.
+    max_startups: tuple[int, int, int] = (10, 30, 100)
+    max_startups_per_network: int = 10  # unauthenticated connections of one network at once
+    ipv4_network_prefix: int = 24  # what one "network" is (OpenSSH's PerSourceNetBlockSize)
+    ipv6_network_prefix: int = 64
+    max_network_failures: int = 30  # per network within ban_window, then the network is banned
+    account_attack_failures: int = 20  # wrong passwords at one account within ban_window ...
+    account_attack_delay: int = 2  # ... then each attempt at it waits this long (seconds)
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,13 @@ max_open_handles = 64             # files and folders one session may hold open 
 max_account_open_files = 256      # files one account may hold open over all its sessions
 max_file_size = "64 GiB"          # one uploaded file; a size in bytes or "N KiB|MiB|GiB|TiB"
 account_quota = ""                # bytes one account's area may hold, e.g. "500 GiB"; "" = off
+max_startups = "10:30:100"        # unauthenticated connections: start:rate:full (see README)
+max_startups_per_network = 10     # unauthenticated connections from one network at once
+ipv4_network_prefix = 24          # one "network" for the rules above and below: an IPv4 /24 ...
+ipv6_network_prefix = 64          # ... and an IPv6 /64
+max_network_failures = 30         # failed logins from one network within ban_window ban it
+account_attack_failures = 20      # wrong passwords at one account within ban_window, from
+account_attack_delay = 2          # anywhere: audited account.attacked, each try waits 2 s
 
 [vendor]                          # the vendor's SFTP server, for forwarding
 host = ""                         # empty: forwarding is off, outbox files wait
@@ -230,6 +248,23 @@ def parse_listen(text: str, file: str, key: str) -> Listen:
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigError(file, key, f'expected "host:port" or "", got {text!r}')
     return Listen(host, int(port_text))
+
+
+def parse_startups(text: str, file: str, key: str) -> tuple[int, int, int]:
+    """OpenSSH's MaxStartups: ``"start:rate:full"``, or ``"N"`` (no early drop below N)."""
+    parts = text.split(":")
+    if len(parts) == 1 and parts[0].strip().isdigit():
+        full = int(parts[0])
+        parts = [str(full), "100", str(full)]
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(file, key, f'expected "start:rate:full" like "10:30:100", got {text!r}')
+    start, rate, full = (int(p) for p in parts)
+    if not (1 <= start <= full and 1 <= rate <= 100):
+        raise ConfigError(file, key, "expected 1 <= start <= full and a rate of 1-100 (%)")
+    return start, rate, full
+
+
+_PREFIX_BITS = {"ipv4_network_prefix": 32, "ipv6_network_prefix": 128}
 
 
 def parse_port_range(text: str, file: str, key: str) -> tuple[int, int]:
@@ -316,6 +351,14 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(file, key, 'expected a string like "60000-60099"')
         return parse_port_range(value, file, key)
+    if name == "max_startups":
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ConfigError(file, key, 'expected a string like "10:30:100"')
+        return parse_startups(value, file, key)
+    if name in _PREFIX_BITS and isinstance(value, int) and not 1 <= value <= _PREFIX_BITS[name]:
+        raise ConfigError(file, key, f"expected a prefix length of 1-{_PREFIX_BITS[name]}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(file, key, "expected true or false")

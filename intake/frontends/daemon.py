@@ -28,6 +28,9 @@ Rules:
 - ``[metrics] listen`` serves the metrics over HTTP from its own thread, started after
   the front-ends and stopped before them; ``[metrics] textfile`` is rewritten by the main
   loop.
+- At SIGHUP every open session whose login no longer holds (account disabled or
+  deleted, password changed, key removed) is ended: its open uploads become
+  ``upload.interrupted`` with that reason.
 - With ``[sweeper] interval`` set, a sweeper thread sweeps at start and then at that
   interval; it shares ``state/sweeper.lock`` with ``intake sweep`` (the systemd timer), so
   the two never overlap. It stops first, before the front-ends.
@@ -180,7 +183,11 @@ class Daemon:
         return all(frontend.alive() for frontend in self.frontends.values())
 
     def reload(self) -> None:
-        """SIGHUP: read the policies (re-dating live entries) and the TLS pair again."""
+        """SIGHUP: end the sessions whose login no longer holds; read the policies
+        (re-dating live entries) and the TLS pair again."""
+        ended = self.instance.sessions.revalidate(self.instance.accounts)
+        if ended:
+            log.info("ended %d session(s) whose login no longer holds", ended)
         self.reload_policies()
         if self.sweeper is not None:
             self.sweeper.reload()

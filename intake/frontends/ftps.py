@@ -21,6 +21,10 @@ Rules (see ../shared/PITFALLS.md for why each exists):
   a TLS handshake or the fsync of a finished upload never stalls another client. The
   guard admits each connection first (bans and caps shared with SFTP); a login deadline
   runs from ``accept`` (NOOP does not extend it); ``idle_timeout`` applies after login.
+- A connection that ends without a login (nothing tried, a failed TLS handshake, an
+  eviction by the guard) is one audited ``login.failed`` and counts toward a ban. A
+  logged-in session is registered with the instance's ``Sessions``; a reload that voids
+  its login ends it from its own thread (its open upload becomes interrupted).
 - No class attribute of pyftpdlib is changed: ``FtpsService`` builds its own handler
   subclass, and pyftpdlib's global IOLoop and its logging setup are never used.
 """
@@ -42,7 +46,9 @@ from intake.frontends.ftps_fs import SessionFS
 from intake.frontends.ftps_tls import DataChannel, TlsMaterial
 from intake.frontends.listener import ThreadedListener
 from intake.services.files import FileSession
+from intake.services.guard import Slot
 from intake.services.instance import Instance
+from intake.services.sessions import Credential, LiveSession
 
 log = logging.getLogger("intake.ftps")
 PROTOCOL = "ftps"
@@ -104,6 +110,9 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self.account: Account | None = None
         self.end_reason = ""
         self.accepted = time.monotonic()
+        self.slot: Slot | None = None
+        self.live: LiveSession | None = None
+        self.kick: str | None = None  # set from another thread: end with this reason
         self._tried: str | None = None
         self._login_audited = False
         self._finished = False
@@ -127,6 +136,10 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self.respond("421 Login timeout.")
         self.close_when_done()
 
+    def _kick(self, reason: str) -> None:
+        """End this session (from any thread): its own loop closes it within a poll."""
+        self.kick = reason
+
     def handle_timeout(self) -> None:
         self.end_reason = "idle timeout"
         super().handle_timeout()
@@ -136,12 +149,23 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         if self._finished:
             return
         self._finished = True
+        if self.live is not None:
+            self.instance.sessions.unregister(self.live)
         if self.files is not None:
             self.files.end(reason or self.end_reason or "connection closed before the upload ended")
         elif self._tried is not None and not self._login_audited:
             self.instance.auth.failed_session(
                 self._tried, self.remote_ip, PROTOCOL, "connection closed before login"
             )
+        elif not self._login_audited:
+            self._login_audited = True
+            evicted = self.slot is not None and self.slot.evicted
+            why = (
+                "evicted: too many unauthenticated connections"
+                if evicted
+                else ("closed without trying to log in")
+            )
+            self.instance.auth.no_login(None, self.remote_ip, PROTOCOL, why)
 
     def close(self) -> None:
         try:
@@ -184,8 +208,15 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             self.handle_auth_failed("Authentication failed.", "")
             return
         self._login_audited = True
+        if self.slot is not None:
+            self.slot.logged_in()
         self.instance.auth.succeeded(account, self.remote_ip, PROTOCOL, "password")
         self.account = account
+        token = self.instance.accounts.credential_token(account.name, "password")
+        self.live = LiveSession(
+            Credential(account.name, "password", token), self.remote_ip, PROTOCOL, self._kick
+        )
+        self.instance.sessions.register(self.live)
         self.files = FileSession(
             account,
             self.remote_ip,
@@ -298,20 +329,25 @@ class FtpsService:
         self._handler.tls = material
         return material.fingerprint
 
-    def _run(self, client: socket.socket, ip: str, accepted: float) -> None:
+    def _run(self, client: socket.socket, slot: Slot) -> None:
         assert self._handler is not None
         stopping = self._listener.stopping
         ioloop = IOLoop()
         handler: ControlChannel | None = None
         try:
             handler = self._handler(client, _ServerView(client), ioloop=ioloop)
-            handler.accepted = accepted
+            handler.accepted = slot.accepted
+            handler.slot = slot
             if handler.connected:
                 handler.handle()
             wait = POLL_SECONDS
             # A failed login takes the control channel out of the loop for a few seconds
             # (pyftpdlib's delay before its 530): keep running the timers meanwhile.
             while (ioloop.socket_map or not handler._closed) and not stopping.is_set():
+                if handler.kick is not None and not handler._closed:
+                    handler.end_reason = handler.kick
+                    handler.close()
+                    continue
                 if ioloop.socket_map:
                     ioloop.poll(wait)
                 else:

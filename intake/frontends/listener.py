@@ -2,12 +2,16 @@
 
 Rules:
 - A port that cannot be bound is a ``StartupError`` naming the front-end and address.
-- Every accepted connection is counted by the guard (``admit``) before any protocol
-  byte is read; a refused one gets the front-end's ``refuse`` (an FTP 421, or nothing)
-  and is closed. ``release`` always follows an admitted connection, whatever happens.
-- ``accepted`` (a monotonic time) is handed to the connection: login deadlines count
-  from the accept, not from the first protocol message.
-- A connection handler that raises is logged with its traceback; the server goes on.
+- Every accepted connection is admitted by the guard in the accepting thread, before a
+  thread is started for it and before any protocol byte is read; a refused one gets the
+  front-end's ``refuse`` (an FTP 421, or nothing; never blocking) and is closed. An
+  admitted one gets a ``Slot`` (its address, its accept time, ``logged_in``); the guard
+  may evict it while unauthenticated (its socket is shut down), and ``release`` always
+  follows, whatever happens.
+- Login deadlines count from the slot's ``accepted`` (a monotonic time), not from the
+  first protocol message.
+- Refusals and failed handlers are noise (``NoiseLog``): one line per address and
+  interval, and a handler's traceback at most once per interval; the server goes on.
 - Admitted connections are counted open in the metrics, by front-end, until released.
 """
 
@@ -22,11 +26,13 @@ from collections.abc import Callable
 
 from intake.core.config import Listen
 from intake.core.errors import StartupError
-from intake.services.guard import Guard
+from intake.frontends.noise import NoiseLog
+from intake.services.guard import Guard, Slot
 from intake.services.metrics import Metrics
 
 log = logging.getLogger("intake.listener")
-Handler = Callable[[socket.socket, str, float], None]
+Handler = Callable[[socket.socket, Slot], None]
+ACCEPT_POLL = 1.0  # seconds: how often the accepting thread also flushes the noise summary
 
 
 class ThreadedListener:
@@ -48,7 +54,9 @@ class ThreadedListener:
         self._threads: list[threading.Thread] = []
         self._accepting: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._traceback_logged = 0.0
         self.stopping = threading.Event()
+        self.noise = NoiseLog(logging.getLogger(f"intake.{name}"))
 
     def bind(self, listen: Listen) -> tuple[str, int]:
         """Bind and listen, accepting nothing yet (``serve`` binds before its recovery)."""
@@ -62,7 +70,8 @@ class ThreadedListener:
         except OSError as exc:
             sock.close()
             raise StartupError(f"{self.name}: cannot listen on {listen}: {exc.strerror}") from None
-        sock.listen(64)
+        sock.listen(128)
+        sock.settimeout(ACCEPT_POLL)
         self._sock = sock
         self._address = sock.getsockname()[:2]
         return self._address
@@ -81,44 +90,68 @@ class ThreadedListener:
         return self._accepting is not None and self._accepting.is_alive()
 
     def _accept_loop(self) -> None:
-        assert self._sock is not None
+        sock = self._sock
+        if sock is None:
+            return
         while not self.stopping.is_set():
             try:
-                client, addr = self._sock.accept()
+                client, addr = sock.accept()
+            except TimeoutError:
+                self.noise.flush()
+                continue
             except OSError:
                 if self.stopping.is_set():
                     return
                 time.sleep(0.05)
                 continue
-            thread = threading.Thread(
-                target=self._serve,
-                args=(client, addr[0], time.monotonic()),
-                name=f"{self.name}-{addr[0]}",
-                daemon=True,
-            )
-            with self._lock:
-                self._threads = [t for t in self._threads if t.is_alive()]
-                self._threads.append(thread)
-            thread.start()
+            self._admit(client, addr[0])
 
-    def _serve(self, client: socket.socket, ip: str, accepted: float) -> None:
-        refusal = self._guard.admit(ip)
-        if refusal is not None:
-            log.info("%s: refused a connection from %s: %s", self.name, ip, refusal)
+    def _admit(self, client: socket.socket, ip: str) -> None:
+        """The guard decides here, in the accepting thread: no thread for a refused client."""
+
+        def shut() -> None:
+            client.shutdown(socket.SHUT_RDWR)
+
+        admitted = self._guard.admit(ip, shut)
+        if isinstance(admitted, str):
+            self.noise.note(f"{self.name}: refused", ip, admitted)
             if self._refuse is not None:
+                client.setblocking(False)
                 with contextlib.suppress(OSError):
                     self._refuse(client)
             client.close()
             return
+        client.settimeout(None)
+        thread = threading.Thread(
+            target=self._serve, args=(client, admitted), name=f"{self.name}-{ip}", daemon=True
+        )
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread left: refuse rather than die
+            admitted.release()
+            client.close()
+            self.noise.note(f"{self.name}: refused", ip, "cannot start a thread")
+
+    def _serve(self, client: socket.socket, slot: Slot) -> None:
         self._metrics.session_opened(self.name)
         try:
-            self._handle(client, ip, accepted)
-        except Exception:
-            log.exception("%s: connection from %s failed", self.name, ip)
+            self._handle(client, slot)
+        except Exception as exc:
+            self._failed(slot.ip, exc)
         finally:
             self._metrics.session_closed(self.name)
-            self._guard.release(ip)
+            slot.release()
             client.close()
+
+    def _failed(self, ip: str, exc: Exception) -> None:
+        self.noise.note(f"{self.name}: connection failed", ip, f"{type(exc).__name__}: {exc}")
+        now = time.monotonic()
+        if now - self._traceback_logged >= self.noise.interval:
+            self._traceback_logged = now
+            log.error("%s: connection from %s failed", self.name, ip, exc_info=exc)
 
     def stop_accepting(self) -> None:
         self.stopping.set()
@@ -126,6 +159,7 @@ class ThreadedListener:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
+        self.noise.close()
 
     def join(self, timeout: float) -> None:
         """Wait (up to ``timeout`` seconds in all) for every connection thread to end."""

@@ -18,7 +18,14 @@ Rules (see ../shared/PITFALLS.md for why each exists):
 - Login deadline counted from ``accept`` (``[sftp] login_timeout``), a cap on the bytes a
   client may send before it is authenticated (``max_prelogin_bytes``), an idle timeout
   after login; a banned or over-limit address is refused before paramiko sees a byte.
-- ``login.ok`` is written once the transport is authenticated (a key probe is no login).
+- A connection that ends without a login is one audited ``login.failed`` (a timeout, no
+  accepted credentials, or nothing tried: a bare banner, a failed negotiation, an
+  eviction by the guard) and counts toward a ban.
+- Before authentication paramiko's log lines go to the listener's noise summary (one
+  line per address and interval, never a traceback).
+- ``login.ok`` is written once the transport is authenticated (a key probe is no login);
+  the session is then registered with the instance's ``Sessions``, so a reload ends it
+  when its account is disabled or its credential changes.
 - File requests are translated in ``intake.frontends.sftp_files``.
 """
 
@@ -48,9 +55,12 @@ from intake.core.config import Listen, SftpSection
 from intake.core.errors import StartupError
 from intake.core.model import Account
 from intake.frontends.listener import ThreadedListener
+from intake.frontends.noise import TransportLog
 from intake.frontends.sftp_files import PROTOCOL, IntakeSFTPInterface, IntakeSFTPServer
 from intake.services.files import FileSession
+from intake.services.guard import Slot
 from intake.services.instance import Instance
+from intake.services.sessions import Credential, LiveSession
 
 log = logging.getLogger("intake.sftp")
 DISABLED_ALGORITHMS = {
@@ -177,11 +187,15 @@ def _choose(offered: Sequence[str], preferred: tuple[str, ...]) -> tuple[str, ..
 class IntakeServer(paramiko.ServerInterface):
     """One SSH connection: authentication and channel policy."""
 
-    def __init__(self, instance: Instance, ip: str) -> None:
+    def __init__(self, instance: Instance, slot: Slot) -> None:
         self.instance = instance
-        self.ip = ip
+        self.slot = slot
+        self.ip = slot.ip
         self.account: Account | None = None
         self.method = ""
+        self.key_blob: bytes | None = None
+        self.live: LiveSession | None = None
+        self.end_session: Callable[[str], None] = lambda reason: None
         self.tried: str | None = None  # the last user name offered
         self.password_failures = 0
         self.file_sessions: list[FileSession] = []
@@ -199,7 +213,14 @@ class IntakeServer(paramiko.ServerInterface):
                 return False
             if not self._logged_in:
                 self._logged_in = True
+                self.slot.logged_in()
                 self.instance.auth.succeeded(self.account, self.ip, PROTOCOL, self.method)
+                name = self.account.name
+                token = self.instance.accounts.credential_token(name, self.method, self.key_blob)
+                self.live = LiveSession(
+                    Credential(name, self.method, token), self.ip, PROTOCOL, self.end_session
+                )
+                self.instance.sessions.register(self.live)
             return True
 
     def _refuse(self, what: str) -> None:
@@ -234,10 +255,11 @@ class IntakeServer(paramiko.ServerInterface):
         self.tried = username
         if self.instance.guard.banned(self.ip):
             return AUTH_FAILED
-        account = self.instance.accounts.authenticate_key(username, key.asbytes())
+        blob = key.asbytes()
+        account = self.instance.accounts.authenticate_key(username, blob)
         if account is None:
             return AUTH_FAILED
-        self.account, self.method = account, "publickey"
+        self.account, self.method, self.key_blob = account, "publickey", blob
         return AUTH_SUCCESSFUL
 
     def check_auth_interactive(self, username: str, submethods: str) -> int:
@@ -323,7 +345,7 @@ class SftpService:
     def alive(self) -> bool:
         return self._listener.alive()
 
-    def _run_transport(self, client: socket.socket, ip: str, accepted: float) -> None:
+    def _run_transport(self, client: socket.socket, slot: Slot) -> None:
         capped = CappedSocket(client, self._settings.max_prelogin_bytes)
         transport = paramiko.Transport(
             capped,  # type: ignore[arg-type]
@@ -332,6 +354,15 @@ class SftpService:
             packetizer_class=CappedPacketizer,
         )
         capped.transport = transport
+        quiet = TransportLog(
+            self._listener.noise,
+            "sftp: before login",
+            slot.ip,
+            transport.logger,
+            lambda: _authenticated(transport),
+        )
+        transport.logger = quiet  # type: ignore[assignment]
+        transport.packetizer.set_log(quiet)  # type: ignore[arg-type]
         _bounded_channels(transport)
         options = transport.get_security_options()
         options.ciphers = PREFERRED_CIPHERS
@@ -339,17 +370,25 @@ class SftpService:
         options.digests = _choose(options.digests, PREFERRED_MACS)
         for key in self._host_keys:
             transport.add_server_key(key)
-        server = IntakeServer(self._instance, ip)
+        server = IntakeServer(self._instance, slot)
+
+        def end_session(reason: str) -> None:
+            server.end_reason = reason
+            transport.close()
+
+        server.end_session = end_session
         with self._lock:
             self._connections.add((transport, server))
         try:
             transport.start_server(event=threading.Event(), server=server)
-            if self._await_login(transport, server, accepted):
+            if self._await_login(transport, server, slot.accepted):
                 self._serve_until_idle(transport, server)
         finally:
             transport.close()
             for handler in server.subsystems:
                 handler.join(10)
+            if server.live is not None:
+                self._instance.sessions.unregister(server.live)
             with self._lock:
                 self._connections.discard((transport, server))
 
@@ -367,9 +406,20 @@ class SftpService:
             time.sleep(0.05)
         if _authenticated(transport) and server.mark_logged_in():
             return True
-        if server.tried is not None and not server.password_failures:
+        if server.password_failures:
+            return False  # each already counted
+        if server.tried is not None:
             self._instance.auth.failed_session(
                 server.tried, server.ip, PROTOCOL, "no accepted credentials"
+            )
+        elif server.slot.evicted:
+            self._instance.auth.no_login(
+                None, server.ip, PROTOCOL, "evicted: too many unauthenticated connections"
+            )
+        else:
+            reached = "after the SSH handshake" if transport.session_id else "before key exchange"
+            self._instance.auth.no_login(
+                None, server.ip, PROTOCOL, f"closed without trying to log in ({reached})"
             )
         return False
 

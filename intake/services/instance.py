@@ -30,6 +30,7 @@ from intake.services.guard import Guard
 from intake.services.login import Authenticator
 from intake.services.metrics import Metrics
 from intake.services.receipts import Receipts
+from intake.services.sessions import Sessions
 
 DEFAULT_INSTANCE = "var"
 CONFIG_NAME = "intake.toml"
@@ -121,6 +122,7 @@ class Instance:
     listeners: list[FileEvents] = field(default_factory=list)
     receipts: Receipts | None = None  # members' ``/.receipts/``
     metrics: Metrics = field(default_factory=Metrics)
+    sessions: Sessions = field(default_factory=Sessions)
     closed: bool = False
 
     def close(self) -> None:

@@ -8,10 +8,16 @@ Rules:
 - ``login.ok`` is written by ``succeeded`` once the protocol says the session is
   authenticated (a public-key probe without signature is not a login).
 - Password checks run under the guard's hashing bound; a banned address is refused
-  before any hash is computed.
+  before any hash is computed. An account under a distributed attack (the guard's
+  ``account_delay``) makes each attempt at it wait first, outside the hashing bound; a
+  wrong password at an existing account counts toward its attack score.
+- A connection that never completes a login is one failure for its address and network,
+  whatever it sent (OpenSSH's PerSourcePenalties ``noauth``): ``no_login`` audits it.
 """
 
 from __future__ import annotations
+
+import time
 
 from intake.adapters.accounts import AccountStore
 from intake.adapters.audit import AuditLog
@@ -25,11 +31,19 @@ class Authenticator:
         self._guard = guard
         self._audit = audit
 
-    def _failed(self, name: str | None, ip: str, protocol: str, method: str, reason: str) -> None:
+    def _failed(
+        self,
+        name: str | None,
+        ip: str,
+        protocol: str,
+        method: str,
+        reason: str,
+        guessed: bool = False,
+    ) -> None:
         self._audit.record(
             "login.failed", account=name, ip=ip, protocol=protocol, method=method, reason=reason
         )
-        self._guard.login_failed(ip, protocol)
+        self._guard.login_failed(ip, protocol, account=name if guessed else None)
 
     def _why_refused(self, name: str) -> str:
         known = self._accounts.get(name)
@@ -43,11 +57,15 @@ class Authenticator:
         if self._guard.banned(ip):
             self._failed(name, ip, protocol, "password", "address banned")
             return None
+        delay = self._guard.account_delay(name)
+        if delay:
+            time.sleep(delay)  # bounded; this connection's own thread, no hashing slot held
         with self._guard.hashing():
             account = self._accounts.authenticate_password(name, password)
         if account is None:
             reason = self._why_refused(name) or "wrong password"
-            self._failed(name, ip, protocol, "password", reason)
+            guessed = reason in ("wrong password", "account disabled")
+            self._failed(name, ip, protocol, "password", reason, guessed=guessed)
         return account
 
     def failed_session(self, name: str | None, ip: str, protocol: str, reason: str) -> None:
@@ -55,6 +73,10 @@ class Authenticator:
         if name is not None:
             reason = self._why_refused(name) or reason
         self._failed(name, ip, protocol, "session", reason)
+
+    def no_login(self, name: str | None, ip: str, protocol: str, reason: str) -> None:
+        """A connection ended before any login attempt was judged: one failure (noauth)."""
+        self._failed(name, ip, protocol, "none", reason)
 
     def succeeded(self, account: Account, ip: str, protocol: str, method: str) -> None:
         self._audit.record(

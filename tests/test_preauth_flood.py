@@ -1,0 +1,195 @@
+"""Floods before login (issue 11, items 5 and 9): connections that never log in cannot
+starve the members, are counted against their address, and the operational log stays
+small and free of tracebacks whatever they send.
+
+Sources are other loopback addresses (all of 127/8 is loopback on Linux): 127.0.N.x is
+network N for the /24 rules."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+import threading
+
+from tests.clients import FtpsClient, SftpClient
+from tests.conftest import PASSWORD, ServeProcess, TestInstance, running, wait_for
+
+
+def configure(instance: TestInstance, sftp: str = "", limits: str = "") -> None:
+    instance.config_file.write_text(
+        f'[sftp]\nlisten = "127.0.0.1:0"\n{sftp}\n'
+        '[ftps]\nlisten = "127.0.0.1:0"\npassive_ports = "62100-62199"\n'
+        f"[limits]\n{limits}\n"
+    )
+
+
+def connect_from(source: str, address: tuple[str, int], timeout: float = 10) -> socket.socket:
+    return socket.create_connection(address, timeout=timeout, source_address=(source, 0))
+
+
+def closed_at_once(sock: socket.socket, timeout: float = 10) -> bool:
+    """True when the server closes ``sock`` without sending anything first."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(100) == b""
+    except OSError:
+        return True
+
+
+def _namelist(*names: str) -> bytes:
+    text = ",".join(names).encode()
+    return struct.pack(">I", len(text)) + text
+
+
+def bad_kexinit() -> bytes:
+    """An SSH KEXINIT packet offering no key exchange the server knows."""
+    payload = (
+        b"\x14"
+        + os.urandom(16)
+        + _namelist("no-such-kex@example.org")
+        + _namelist("ssh-ed25519")
+        + _namelist("aes128-ctr") * 2
+        + _namelist("hmac-sha2-256") * 2
+        + _namelist("none") * 2
+        + _namelist() * 2
+        + b"\x00"
+        + struct.pack(">I", 0)
+    )
+    pad = 8 - (5 + len(payload)) % 8
+    pad += 8 if pad < 4 else 0
+    body = bytes([pad]) + payload + b"\x00" * pad
+    return struct.pack(">I", len(body)) + body
+
+
+def drain(sock: socket.socket) -> None:
+    """Say we are done sending, then read until the server closes."""
+    sock.settimeout(10)
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+class TestConnectionSlots:
+    def test_a_member_logs_in_while_a_flood_holds_unauthenticated_slots(
+        self, instance: TestInstance
+    ) -> None:
+        """200 connections that never log in (20 from each of 10 networks) do not keep a
+        member out: it logs in over SFTP and FTPS and uploads, and the flood holds no more
+        unauthenticated slots than max_startups allows."""
+        configure(
+            instance,
+            limits=(
+                "max_connections = 40\nmax_connections_per_ip = 20\n"
+                'max_startups = "4:30:20"\nmax_startups_per_network = 10\n'
+                "max_login_failures = 1000\nmax_network_failures = 1000\n"
+            ),
+        )
+        instance.add_account("mairie-a")
+        with running(instance) as server:
+            guard = server.daemon.instance.guard
+            held = []
+            for net in range(1, 11):
+                for _ in range(20):
+                    try:
+                        sock = connect_from(f"127.0.{net}.1", server.sftp)
+                        sock.sendall(b"SSH-2.0-flood\r\n")
+                        held.append(sock)
+                    except OSError:
+                        pass
+            assert guard.startups() <= 20
+            threads = threading.active_count()
+            assert threads < 120, f"{threads} threads for a flood of 200 connections"
+            client = SftpClient(*server.sftp, "mairie-a", PASSWORD)
+            client.upload("/during-flood.bak", b"backup")
+            client.close()
+            assert server.ftps is not None
+            cafile = str(instance.root / "keys" / "tls.crt")
+            ftps = FtpsClient(*server.ftps, "mairie-a", PASSWORD, cafile=cafile)
+            ftps.upload("/during-flood-ftps.bak", b"backup")
+            ftps.close()
+            assert (instance.area("mairie-a") / "during-flood.bak").read_bytes() == b"backup"
+            for sock in held:
+                sock.close()
+            reasons = [str(r["reason"]) for r in instance.audit("login.failed")]
+            assert any(r.startswith("evicted") for r in reasons)
+
+    def test_banner_only_connections_are_audited_and_banned(self, instance: TestInstance) -> None:
+        """An SSH banner and nothing else is a failed login (audited, with the address);
+        enough of them ban the address, which is then refused before any byte."""
+        configure(instance, limits="max_login_failures = 3\nban_time = 600")
+        instance.add_account("mairie-a")
+        with running(instance) as server:
+            for _ in range(3):
+                sock = connect_from("127.0.3.1", server.sftp)
+                sock.sendall(b"SSH-2.0-banner-only\r\n")
+                sock.close()
+            [ban] = wait_for(lambda: instance.audit("banned"))
+            assert "127.0.3.1" == ban["ip"]
+            failures = [r for r in instance.audit("login.failed") if r["ip"] == "127.0.3.1"]
+            assert 3 == len(failures)
+            assert all("without trying to log in" in str(r["reason"]) for r in failures)
+            assert closed_at_once(connect_from("127.0.3.1", server.sftp))
+            assert server.ftps is not None
+            refused = connect_from("127.0.3.1", server.ftps)
+            refused.settimeout(10)
+            assert refused.recv(100).startswith(b"421")
+            client = SftpClient(*server.sftp, "mairie-a", PASSWORD)
+            client.upload("/after-ban.bak", b"fine")
+            client.close()
+
+    def test_an_ftps_connection_that_never_logs_in_is_audited(self, instance: TestInstance) -> None:
+        """Connecting to FTPS and leaving without a USER is a failed login too."""
+        configure(instance)
+        with running(instance) as server:
+            assert server.ftps is not None
+            sock = connect_from("127.0.6.1", server.ftps)
+            assert sock.recv(100).startswith(b"220")
+            sock.close()
+            [record] = wait_for(
+                lambda: [r for r in instance.audit("login.failed") if r["ip"] == "127.0.6.1"]
+            )
+            assert "ftps" == record["protocol"]
+
+
+class TestLogFlood:
+    def test_garbage_and_bad_kex_floods_log_a_bounded_summary(self, instance: TestInstance) -> None:
+        """300 bad-KEX, garbage and refused connections log a few summary lines and no
+        traceback (paramiko's included); a member still logs in afterwards."""
+        configure(instance, limits="max_login_failures = 20\nmax_network_failures = 1000")
+        instance.add_account("mairie-a")
+        process = ServeProcess(instance)
+        try:
+            sftp = process.addresses["sftp"]
+            ftps = process.addresses["ftps"]
+            for i in range(100):
+                sock = connect_from(f"127.0.7.{1 + i % 5}", sftp)
+                sock.sendall(b"SSH-2.0-badkex\r\n" + bad_kexinit())
+                drain(sock)
+            for i in range(100):
+                sock = connect_from(f"127.0.8.{1 + i % 5}", sftp)
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n" + os.urandom(64))
+                drain(sock)
+            for i in range(100):
+                sock = connect_from(f"127.0.9.{1 + i % 5}", ftps)
+                with contextlib.suppress(OSError):  # refused once banned
+                    sock.sendall(b"AUTH TLS\r\n")
+                    sock.recv(100)
+                    sock.sendall(os.urandom(300))
+                drain(sock)
+            # Each one is audited (or refused for holding too many slots at once).
+            wait_for(lambda: len(instance.audit("login.failed")) >= 30, timeout=30)
+            client = SftpClient(*sftp, "mairie-a", PASSWORD)
+            client.close()
+        finally:
+            process.signal(15)
+        log = process.log()
+        assert "Traceback" not in log
+        lines = log.splitlines()
+        assert len(lines) < 80, "\n".join(lines[:100])
