@@ -117,10 +117,13 @@ def _authenticated(transport: paramiko.Transport) -> bool:
 class CappedSocket:
     """The client socket, closed once a client sends too much before authenticating."""
 
-    def __init__(self, sock: socket.socket, limit: int) -> None:
+    def __init__(
+        self, sock: socket.socket, limit: int, cut: Callable[[str], None] | None = None
+    ) -> None:
         self._sock = sock
         self._limit = limit
         self._received = 0
+        self._cut = cut  # where the cut is told (the noise summary), else the log
         self.transport: paramiko.Transport | None = None
 
     def recv(self, size: int) -> bytes:
@@ -131,7 +134,11 @@ class CappedSocket:
                 if self.transport is not None and self.transport.is_authenticated():
                     self._limit = 0
                 else:
-                    log.warning("closing a client that sent %d bytes before login", self._received)
+                    why = f"closed after {self._received} bytes sent before login"
+                    if self._cut is not None:
+                        self._cut(why)
+                    else:
+                        log.warning("%s", why)
                     self._sock.close()
                     return b""
         return data
@@ -346,7 +353,12 @@ class SftpService:
         return self._listener.alive()
 
     def _run_transport(self, client: socket.socket, slot: Slot) -> None:
-        capped = CappedSocket(client, self._settings.max_prelogin_bytes)
+        noise = self._listener.noise
+        capped = CappedSocket(
+            client,
+            self._settings.max_prelogin_bytes,
+            lambda why: noise.note("sftp: before login", slot.ip, why),
+        )
         transport = paramiko.Transport(
             capped,  # type: ignore[arg-type]
             disabled_algorithms=DISABLED_ALGORITHMS,
@@ -355,7 +367,7 @@ class SftpService:
         )
         capped.transport = transport
         quiet = TransportLog(
-            self._listener.noise,
+            noise,
             "sftp: before login",
             slot.ip,
             transport.logger,
