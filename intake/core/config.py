@@ -12,6 +12,7 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -68,6 +69,32 @@ class FtpsSection:
 
 
 @dataclass(frozen=True)
+class FreeSpace:
+    """``limits.min_free_space``: a share of the filesystem and/or an amount; with both
+    (``"5% or 2 GiB"``) the smaller applies; ``"0"`` turns the reserve off."""
+
+    percent: float = 5.0
+    amount: int = 2 * 1024**3
+
+    def bytes_of(self, total: int) -> int:
+        """The reserve, in bytes, on a filesystem of ``total`` bytes."""
+        candidates = []
+        if self.percent:
+            candidates.append(int(total * self.percent / 100))
+        if self.amount:
+            candidates.append(self.amount)
+        return min(candidates) if candidates else 0
+
+    def __str__(self) -> str:
+        parts = []
+        if self.percent:
+            parts.append(f"{self.percent:g}%")
+        if self.amount:
+            parts.append(format_bytes(self.amount))
+        return " or ".join(parts) or "0"
+
+
+@dataclass(frozen=True)
 class LimitsSection:
     max_connections: int = 200
     max_connections_per_ip: int = 20
@@ -90,6 +117,7 @@ class LimitsSection:
     max_network_failures: int = 30  # per network within ban_window, then the network is banned
     account_attack_failures: int = 20  # wrong passwords at one account within ban_window ...
     account_attack_delay: int = 2  # ... then each attempt at it waits this long (seconds)
+    min_free_space: FreeSpace = FreeSpace()  # uploads stop when data/ has less free
 
 
 @dataclass(frozen=True)
@@ -100,6 +128,38 @@ class VendorSection:
     key: str = ""
     known_hosts: str = ""
     remote_dir: str = "/"
+    password_file: str = ""  # the vendor's password; ${CREDENTIALS_DIRECTORY} is expanded
+
+
+@dataclass(frozen=True)
+class AlertsSection:
+    """``[alerts]``: off while neither ``smtp_host`` nor ``command`` is set."""
+
+    smtp_host: str = ""
+    smtp_port: int = 0  # 0: 587 for starttls, 465 for tls, 25 for none
+    smtp_tls: str = "starttls"  # starttls | tls | none (loopback relay only)
+    smtp_user: str = ""
+    smtp_password_file: str = ""
+    smtp_ca_file: str = ""  # CA certificates to verify the server with ("" = the system's)
+    smtp_timeout: int = 30
+    sender: str = ""  # "" = intake@<server.hostname>
+    recipients: tuple[str, ...] = ()
+    command: str = ""  # a hook: the alert's JSON on stdin, exit 0 = delivered
+    command_timeout: int = 30
+    throttle: int = 900  # seconds: one mail per kind (and subject) per throttle
+    retry: int = 60  # seconds before an undelivered alert is tried again
+    forward_failing: int = 3600  # seconds a forward may keep failing before an alert
+    digest: str = ""  # "HH:MM" (UTC) or "HH:MM Area/City": a daily summary; "" = none
+
+    @property
+    def enabled(self) -> bool:
+        return bool((self.smtp_host and self.recipients) or self.command)
+
+    @property
+    def port(self) -> int:
+        if self.smtp_port:
+            return self.smtp_port
+        return {"starttls": 587, "tls": 465}.get(self.smtp_tls, 25)
 
 
 @dataclass(frozen=True)
@@ -138,6 +198,7 @@ class Config:
     sweeper: SweeperSection = field(default_factory=SweeperSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
     audit: AuditSection = field(default_factory=AuditSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
 
     @property
     def keys_dir(self) -> Path:
@@ -209,6 +270,8 @@ ipv6_network_prefix = 64          # ... and an IPv6 /64
 max_network_failures = 30         # failed logins from one network within ban_window ban it
 account_attack_failures = 20      # wrong passwords at one account within ban_window, from
 account_attack_delay = 2          # anywhere: audited account.attacked, each try waits 2 s
+min_free_space = "5% or 2 GiB"    # uploads are refused below this free space on data/
+                                  # (the smaller of the two; "10%", "500 MiB"; "0" = off)
 
 [vendor]                          # the vendor's SFTP server, for forwarding
 host = ""                         # empty: forwarding is off, outbox files wait
@@ -217,6 +280,9 @@ user = ""
 key = ""                          # private key file
 known_hosts = ""                  # OpenSSH known_hosts file pinning the vendor's host key
 remote_dir = "/"
+password_file = ""                # the vendor's password (file mode 0600), when it issues
+                                  # a login and password; "${CREDENTIALS_DIRECTORY}/NAME"
+                                  # reads a systemd credential (LoadCredential=)
 
 [sweeper]                         # retention policies (policies/*.toml) and forwarding
 interval = ""                     # e.g. "15 minutes": serve sweeps that often; "" = off
@@ -235,6 +301,20 @@ allow_remote = false              # listen refuses a non-loopback address unless
 [audit]                           # the hash-chained audit log (log/) and its signed checkpoints
 checkpoint_every = 1000           # a signed checkpoint after this many records ...
 checkpoint_interval = "5 minutes" # ... or once a record waited this long ("" = only by count)
+[alerts]                          # e-mails to the on-call address; off while smtp_host
+smtp_host = ""                    # and command are both empty
+smtp_port = 0                     # 0: 587 for starttls, 465 for tls, 25 for none
+smtp_tls = "starttls"             # "starttls", "tls" (implicit), "none" (loopback relay only)
+smtp_user = ""                    # "" = no authentication
+smtp_password_file = ""           # file mode 0600, or "${CREDENTIALS_DIRECTORY}/NAME"
+smtp_ca_file = ""                 # CA certificates for the server ("" = the system's)
+sender = ""                       # "" = intake@<server.hostname>
+recipients = []                   # e.g. ["astreinte@agence.example.fr"]
+command = ""                      # a program given each alert's JSON on stdin (exit 0 = done)
+throttle = "15 minutes"           # at most one mail per kind of alert in this time
+retry = "1 minute"                # an undelivered alert is tried again after this
+forward_failing = "1 hour"        # alert when a forward has been failing this long
+digest = ""                       # "08:00" (UTC) or "08:00 Europe/Paris": a daily summary
 """
 
 
@@ -286,12 +366,8 @@ _SECTIONS: dict[str, type] = {
     "sweeper": SweeperSection,
     "metrics": MetricsSection,
     "audit": AuditSection,
+    "alerts": AlertsSection,
 }
-_INTERVAL_KEYS = frozenset(
-    {"sweeper.interval", "sweeper.retry_after", "sweeper.retry_max", "audit.checkpoint_interval"}
-)
-_INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-_CHOICES = {"sweeper.forward_verify": ("size", "sha256")}
 _SIZE_KEYS = frozenset({"limits.max_file_size", "limits.account_quota"})
 _SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": GIB, "tib": 1024**4}
 _MAY_BE_OFF = frozenset({"limits.account_quota"})
@@ -320,16 +396,98 @@ def parse_size(value: object, file: str, key: str) -> int:
     return number
 
 
+_INTERVAL_KEYS = frozenset(
+    {
+        "sweeper.interval",
+        "sweeper.retry_after",
+        "sweeper.retry_max",
+        "alerts.throttle",
+        "alerts.retry",
+        "alerts.forward_failing",
+        "audit.checkpoint_interval",
+    }
+)
+_ZERO_INTERVALS = frozenset({"alerts.throttle", "alerts.forward_failing"})  # "0 minutes" ok
+_INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_CHOICES = {
+    "sweeper.forward_verify": ("size", "sha256"),
+    "alerts.smtp_tls": ("starttls", "tls", "none"),
+}
+_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
+
+
+def format_bytes(count: int) -> str:
+    """``2147483648`` -> ``2 GiB``; the largest binary unit that divides evenly."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        size = _SIZE_UNITS[unit.lower()]
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count} B"
+
+
+def parse_free_space(text: str, file: str, key: str) -> FreeSpace:
+    """``"5%"``, ``"2 GiB"``, ``"5% or 2 GiB"`` (the smaller applies) or ``"0"`` (off)."""
+    percent = 0.0
+    amount = 0
+    if text.strip() == "0":
+        return FreeSpace(0.0, 0)
+    for part in text.lower().split(" or "):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|[kmgt]ib|b)?", part)
+        if not match or not part:
+            raise ConfigError(file, key, f'expected "5%", "2 GiB" or "5% or 2 GiB", got {text!r}')
+        number, unit = float(match[1]), match[2] or "b"
+        if unit == "%":
+            if percent or not 0 < number < 100:
+                raise ConfigError(file, key, "expected one percentage between 0 and 100")
+            percent = number
+        else:
+            if amount:
+                raise ConfigError(file, key, "expected at most one amount")
+            amount = int(number * _SIZE_UNITS[unit])
+    return FreeSpace(percent, amount)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _address(value: Any, file: str, key: str) -> str:
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
+        raise ConfigError(
+            file, key, f"expected an e-mail address like name@example.fr, got {value!r}"
+        )
+    return value
+
+
+def parse_digest_time(text: str) -> tuple[int, int, str] | None:
+    """``"08:00"`` -> (8, 0, "UTC"); ``"08:00 Europe/Paris"`` -> (8, 0, "Europe/Paris");
+    ``""`` -> None. The zone's name is checked by whoever reads the tz database."""
+    words = text.split()
+    if not words:
+        return None
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", words[0])
+    if not match or len(words) > 2:
+        raise ValueError(text)
+    return int(match[1]), int(match[2]), words[1] if len(words) == 2 else "UTC"
+
+
 def parse_interval(text: str, file: str, key: str) -> int:
     """``"15 minutes"`` → 900 (seconds, also hours, days, seconds); ``""`` → 0 (off)."""
     words = text.split()
-    if not words:
+    if not words or (key in _ZERO_INTERVALS and words == ["0"]):
         return 0
     unit = words[-1].lower().removesuffix("s") if len(words) == 2 else ""
     if len(words) != 2 or not words[0].isdigit() or unit not in _INTERVAL_UNITS:
         raise ConfigError(file, key, f'expected "N seconds|minutes|hours|days" or "", got {text!r}')
     seconds = int(words[0]) * _INTERVAL_UNITS[unit]
-    if seconds <= 0:
+    if seconds <= 0 and key not in _ZERO_INTERVALS:
         raise ConfigError(file, key, 'expected a positive interval (or "" for off)')
     return seconds
 
@@ -343,6 +501,27 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
         return parse_interval(value, file, key)
     if key in _CHOICES and value not in _CHOICES[key]:
         raise ConfigError(file, key, f"expected one of {', '.join(_CHOICES[key])}")
+    if isinstance(default, FreeSpace):
+        if not isinstance(value, str):
+            raise ConfigError(file, key, 'expected a string like "5% or 2 GiB"')
+        return parse_free_space(value, file, key)
+    if key == "alerts.recipients":
+        if not isinstance(value, list):
+            raise ConfigError(file, key, 'expected a list like ["astreinte@example.fr"]')
+        return tuple(_address(v, file, key) for v in value)
+    if key == "alerts.sender" and value != "":
+        return _address(value, file, key)
+    if key == "alerts.smtp_port":
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+            raise ConfigError(file, key, "expected a port number (1-65535, or 0)")
+        return value
+    if key == "alerts.digest":
+        try:
+            parse_digest_time(str(value))
+        except ValueError:
+            raise ConfigError(
+                file, key, f'expected "HH:MM" or "HH:MM Area/City" or "", got {value!r}'
+            ) from None
     if isinstance(default, Listen):
         if not isinstance(value, str):
             raise ConfigError(file, key, "expected a string")
@@ -400,25 +579,21 @@ def parse(text: str, file: Path) -> Config:
             values[key] = _convert(key, getattr(defaults, key), value, name, dotted)
         sections[section_name] = cls(**values)
     _check_metrics(sections.get("metrics", MetricsSection()), name)
+    alerts: AlertsSection = sections.get("alerts", AlertsSection())
+    if alerts.smtp_host and not alerts.recipients:
+        raise ConfigError(name, "alerts.recipients", "needed when alerts.smtp_host is set")
+    if alerts.smtp_tls == "none" and alerts.smtp_host and not is_loopback(alerts.smtp_host):
+        raise ConfigError(
+            name,
+            "alerts.smtp_tls",
+            f'"none" sends mail in clear: only to a loopback relay, not {alerts.smtp_host!r}',
+        )
     return Config(root=file.resolve().parent, file=file.resolve(), **sections)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_metrics(metrics: MetricsSection, file: str) -> None:
     """The metrics endpoint stays on this host unless the operator says otherwise."""
-    if (
-        metrics.listen.enabled
-        and not metrics.allow_remote
-        and not _is_loopback(metrics.listen.host)
-    ):
+    if metrics.listen.enabled and not metrics.allow_remote and not is_loopback(metrics.listen.host):
         raise ConfigError(
             file,
             "metrics.listen",

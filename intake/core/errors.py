@@ -8,6 +8,7 @@
      ├── Conflict               exit 1: the thing already exists (account, file)
      ├── Denied                 exit 1: the role or a rule forbids the operation
      ├── LimitExceeded          exit 1: a resource limit (open files, size, quota) refuses it
+     ├── NoSpace                exit 1: data/ is down to its free-space reserve
      ├── StartupError           exit 1: serve cannot start (port taken, key unreadable)
      └── AuditUnavailable       exit 1: the audit log cannot be written: the act is refused
 
@@ -72,6 +73,15 @@ class LimitExceeded(IntakeError):
         super().__init__(message)
         self.operation = operation
         self.path = path
+
+
+class NoSpace(IntakeError):
+    """An upload is refused: the data folder's free space is down to its reserve."""
+
+    def __init__(self, free: int, reserve: int) -> None:
+        super().__init__(f"not enough free space: {free} bytes free, reserve {reserve} bytes")
+        self.free = free
+        self.reserve = reserve
 
 
 class StartupError(IntakeError):

@@ -31,6 +31,7 @@ from intake.core.errors import IntakeError, InvalidName, UsageError
 from intake.core.model import Role
 from intake.core.paths import check_account_name
 from intake.frontends import (
+    cli_alert,
     cli_audit,
     cli_card,
     cli_catalog,
@@ -38,6 +39,7 @@ from intake.frontends import (
     cli_status,
     cli_sweep,
 )
+from intake.services import alerts as alerts_mod
 from intake.services import instance as instance_mod
 from intake.services.instance import Instance
 
@@ -315,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_catalog.register(sub, add)
     cli_sweep.register(sub, add)
     cli_status.register(sub, add)
+    cli_alert.register(sub, add)
     return parser
 
 
@@ -334,3 +337,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"intake: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    finally:
+        alerts_mod.deliver_raised()  # what this command raised goes out now if it can

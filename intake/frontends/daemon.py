@@ -34,6 +34,8 @@ Rules:
 - With ``[sweeper] interval`` set, a sweeper thread sweeps at start and then at that
   interval; it shares ``state/sweeper.lock`` with ``intake sweep`` (the systemd timer), so
   the two never overlap. It stops first, before the front-ends.
+- The alert loop starts first (it delivers what earlier runs left queued) and stops last,
+  so the front-ends' last alerts are queued, and sent if the mail server answers.
 - Each front-end prints ``<name>: listening on HOST:PORT`` once it accepts connections
   (tests and operators read the real port when the config asks for port 0), then
   ``ready: serving ...`` once all of them do.
@@ -48,6 +50,7 @@ import sys
 import threading
 from typing import Protocol
 
+from intake.adapters.diskspace import DiskReserve
 from intake.adapters.locks import FileLock, LockBusy, recovery_lock, serve_lock
 from intake.adapters.systemd import Notifier
 from intake.core.config import Listen
@@ -57,6 +60,7 @@ from intake.frontends.heartbeat import Heartbeat
 from intake.frontends.metrics_http import MetricsEndpoint
 from intake.frontends.sftp import SftpService
 from intake.services import metrics_sources
+from intake.services.alerts_loop import AlertsLoop
 from intake.services.cataloguer import Cataloguer
 from intake.services.instance import Instance
 from intake.services.retention import RetentionBook
@@ -98,6 +102,8 @@ class Daemon:
         self.sweeper: SweeperThread | None = None
         self.retention: RetentionBook | None = None
         self._lock: FileLock | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self.alerts: AlertsLoop | None = None
 
     def reload_policies(self) -> None:
         """Read the policies again and re-date every live entry (start, SIGHUP)."""
@@ -111,7 +117,6 @@ class Daemon:
             return
         if changed:
             log.info("retention: %d catalog entries got a new policy or end date", changed)
-        self.metrics_endpoint: MetricsEndpoint | None = None
 
     def start(self) -> dict[str, tuple[str, int]]:
         cfg = self.instance.config
@@ -125,6 +130,9 @@ class Daemon:
         plans: list[tuple[str, Listen]] = [("sftp", cfg.sftp.listen), ("ftps", cfg.ftps.listen)]
         try:
             bound: list[tuple[str, FrontEnd, Listen]] = []
+            reserve = DiskReserve(cfg.data_dir, cfg.limits.min_free_space)
+            self.alerts = AlertsLoop(inst.alerts, reserve)
+            self.alerts.start()
             for name, listen in plans:
                 if not listen.enabled:
                     continue
@@ -215,6 +223,9 @@ class Daemon:
                 self.instance.listeners.remove(self.cataloguer)
             self.cataloguer.stop()
             self.cataloguer = None
+        if self.alerts is not None:
+            self.alerts.stop()
+            self.alerts = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None

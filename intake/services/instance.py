@@ -4,8 +4,10 @@ Rules:
 - Resolution order: ``--config FILE``, else ``$INTAKE_CONFIG``, else ``./intake.toml``,
   else the embedded default instance ``./var/`` (created on first use).
 - ``init`` creates what is missing and never overwrites a file: keys, config, policies.
-- Opening an instance builds each shared part once (accounts, storage, audit, guard);
-  front-ends and commands receive them, never build their own.
+- Opening an instance builds each shared part once (accounts, storage, audit, guard,
+  alerts); front-ends and commands receive them, never build their own.
+- The alerts dispatcher watches the audit log from the moment it is opened, in every
+  process (``serve`` and each command), so no incident goes unnoticed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from intake.core import config as config_mod
 from intake.core.clock import Clock, SystemClock
 from intake.core.config import Config
 from intake.core.errors import UsageError
+from intake.services.alerts import Alerts
 from intake.services.budget import Budget
 from intake.services.files import FileEvents
 from intake.services.guard import Guard
@@ -119,6 +122,7 @@ class Instance:
     auth: Authenticator
     catalog: Catalog
     budget: Budget
+    alerts: Alerts
     listeners: list[FileEvents] = field(default_factory=list)
     receipts: Receipts | None = None  # members' ``/.receipts/``
     metrics: Metrics = field(default_factory=Metrics)
@@ -154,6 +158,8 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
     catalog = Catalog(cfg.state_dir / "catalog.db", clock)
     metrics = Metrics()
     audit.observe(metrics.observe_audit)
+    alerts = Alerts(cfg, audit, SystemClock())
+    audit.observe(alerts.observe)
     return Instance(
         config=cfg,
         clock=clock,
@@ -166,4 +172,5 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         receipts=Receipts(cfg, catalog),
         metrics=metrics,
         budget=Budget(cfg.limits),
+        alerts=alerts,
     )
