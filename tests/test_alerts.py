@@ -428,3 +428,25 @@ class TestCommandHook:
         proc = instance.cli("alert", "test")
         assert 1 == proc.returncode
         assert "did not finish within 1 s" in proc.stderr
+
+
+class TestAuditVerify:
+    def test_a_tampered_audit_log_is_mailed(
+        self, instance: TestInstance, pki: TestPki, mail: MailServer
+    ) -> None:
+        """``intake audit verify`` that finds a changed record: exit 1 and a mail naming the
+        record; the alert is not written into the log that failed."""
+        configure(instance, pki, mail.port)
+        for name in ("mairie-a", "mairie-b", "mairie-c"):
+            instance.cli("account", "add", name, "--role", "member", check=True)
+        [log_file] = (instance.root / "log").glob("audit-*.jsonl")
+        text = log_file.read_text()
+        assert "mairie-b" in text
+        log_file.write_text(text.replace("mairie-b", "mairie-x", 1))
+        proc = instance.cli("audit", "verify")
+        assert 1 == proc.returncode
+        got = one_mail(mail)
+        assert "Journal d'audit : vérification échouée" in got.subject
+        assert log_file.name in got.body
+        assert "mairie-x" in log_file.read_text()
+        assert [] == [r for r in instance.audit("alert")]

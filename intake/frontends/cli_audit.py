@@ -24,9 +24,10 @@ from typing import Any
 from intake.adapters import audit as audit_mod
 from intake.adapters import audit_verify, signing
 from intake.adapters.audit_chain import CheckpointInfo, last_checkpoint
-from intake.core.clock import parse_iso
+from intake.core.clock import SystemClock, parse_iso
 from intake.core.config import Config
 from intake.core.errors import IntakeError, NotFound, UsageError
+from intake.services.alerts import Alerts
 from intake.services.instance import Instance
 
 Open = Callable[[argparse.Namespace], Instance]
@@ -158,6 +159,11 @@ def cmd_verify(args: argparse.Namespace, load: Load) -> int:
         _print_report(report, log_dir)
     if report.problem is not None:
         where = report.problem.where()
+        if cfg is not None and log_dir.resolve() == cfg.log_dir.resolve():
+            # the log is not trusted: the alert is queued and sent, not audited in it
+            Alerts(cfg, None, SystemClock()).audit_verification_failed(
+                report.problem.message, where
+            )
         print(
             f"intake: audit log tampered: {where + ': ' if where else ''}{report.problem.message}",
             file=sys.stderr,

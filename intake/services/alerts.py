@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ __all__ = ["Alerts", "QueueStatus", "deliver_raised", "queue_status"]
 log = logging.getLogger("intake.alerts")
 GATHER = 5.0  # seconds an alert waits for the rest of its burst before it is sent
 _FILE_EVENTS = ("vanished", "altered")
-_UNSENT: weakref.WeakSet[Alerts] = weakref.WeakSet()  # raised by a CLI, to send at exit
+_UNSENT: set[Alerts] = set()  # raised outside serve: a command sends them before it exits
 
 
 def _file_label(fields: Mapping[str, Any]) -> str:
@@ -77,7 +76,8 @@ class Delivery:
 class Alerts:
     """The alerts of one open instance; see the module rules."""
 
-    def __init__(self, cfg: Config, audit: AuditLog, clock: Clock) -> None:
+    def __init__(self, cfg: Config, audit: AuditLog | None, clock: Clock) -> None:
+        """``audit`` None: alerts are not audited (``audit verify`` found the log broken)."""
         self.cfg = cfg
         self.settings = cfg.alerts
         self.audit = audit
@@ -106,8 +106,7 @@ class Alerts:
         except OSError as exc:
             log.error("alerts: cannot queue a %s alert: %s", alert.kind, exc)
             return
-        self.audit.record(
-            "alert",
+        self._audit(
             kind=alert.kind,
             status="raised",
             alert_id=alert.id,
@@ -119,6 +118,15 @@ class Alerts:
         self.wake.set()
         if not self.in_serve:
             _UNSENT.add(self)
+
+    def _audit(self, **fields: Any) -> None:
+        """An ``alert`` record; an audit log that cannot be written never stops an alert."""
+        if self.audit is None:
+            return
+        try:
+            self.audit.record("alert", **fields)
+        except IntakeError as exc:
+            log.error("alerts: not audited: %s", exc)
 
     def observe(self, event: str, fields: Mapping[str, Any]) -> None:
         """The audit observer: turn the records that are incidents into alerts."""
@@ -256,8 +264,7 @@ class Alerts:
             except IntakeError as exc:
                 results.append((channel, str(exc)))
         failed = [f"{c}: {e}" for c, e in results if e]
-        self.audit.record(
-            "alert",
+        self._audit(
             kind="test",
             status="failed" if failed else "sent",
             via=",".join(c for c, _ in results),
@@ -340,8 +347,7 @@ class Alerts:
                 state.failures, state.next_try, state.last_error = 0, "", ""
         for _key, group, message in sent:
             first = group[0].alert
-            self.audit.record(
-                "alert",
+            self._audit(
                 kind=first.kind,
                 status="sent",
                 count=len(group),
