@@ -28,9 +28,7 @@ from intake.adapters.catalog_model import (
     Entry,
     FileStat,
     Found,
-    entry_from_row,
     stat_values,
-    subtree,
 )
 from intake.adapters.catalog_queries import CatalogQueries
 from intake.core.clock import parse_iso
@@ -53,7 +51,7 @@ class ArrivalRecords(CatalogQueries):
             cursor = db.execute(
                 "INSERT INTO entries (account, area, path, disk_path, received_at, state,"
                 " source, protocol) VALUES (?, ?, ?, ?, ?, 'receiving', 'upload', ?)",
-                (account, area, path, disk_path, self._now(), protocol),
+                (account, area, path, self._rel(disk_path), self._now(), protocol),
             )
             entry_id = int(cursor.lastrowid or 0)
             self._event(db, entry_id, "receiving", protocol=protocol)
@@ -105,7 +103,7 @@ class ArrivalRecords(CatalogQueries):
                 cursor = db.execute(
                     "INSERT INTO entries (account, area, path, disk_path, received_at, state,"
                     " source, protocol) VALUES (?, ?, ?, ?, ?, 'received', 'upload', ?)",
-                    (account, area, path, disk_path, now, protocol),
+                    (account, area, path, self._rel(disk_path), now, protocol),
                 )
                 entry_id = int(cursor.lastrowid or 0)
             db.execute(
@@ -118,7 +116,7 @@ class ArrivalRecords(CatalogQueries):
             self._event(
                 db, entry_id, "received", at=now, size=size, sha256=sha256, protocol=protocol
             )
-            return entry_from_row(self._row(db, entry_id))
+            return self._entry(self._row(db, entry_id))
 
     def record_interrupted(self, disk_path: str, size: int, reason: str) -> list[int]:
         """The upload to ``disk_path`` was cut: its receiving entry becomes ``interrupted``."""
@@ -127,7 +125,7 @@ class ArrivalRecords(CatalogQueries):
                 int(r[0])
                 for r in db.execute(
                     "SELECT id FROM entries WHERE disk_path = ? AND state = 'receiving'",
-                    (disk_path,),
+                    (self._rel(disk_path),),
                 )
             ]
             for entry_id in ids:
@@ -160,7 +158,7 @@ class ArrivalRecords(CatalogQueries):
         with self._write() as db:
             taken: set[str] = set()
             for start in range(0, len(found), MAX_VARIABLES):
-                paths = [item.disk_path for item in found[start : start + MAX_VARIABLES]]
+                paths = [self._rel(i.disk_path) for i in found[start : start + MAX_VARIABLES]]
                 marks = ", ".join("?" * len(paths))
                 taken.update(
                     row[0]
@@ -171,10 +169,11 @@ class ArrivalRecords(CatalogQueries):
                     )
                 )
             for item in found:
-                if item.disk_path in taken:
+                stored = self._rel(item.disk_path)
+                if stored in taken:
                     result.append(None)
                     continue
-                taken.add(item.disk_path)
+                taken.add(stored)
                 cursor = db.execute(
                     "INSERT INTO entries (account, area, path, disk_path, size, sha256,"
                     " received_at, state, source, st_size, st_mtime_ns, st_ino, st_ctime_ns)"
@@ -183,7 +182,7 @@ class ArrivalRecords(CatalogQueries):
                         item.account,
                         item.area,
                         item.path,
-                        item.disk_path,
+                        stored,
                         item.size,
                         item.sha256,
                         now,
@@ -239,7 +238,7 @@ class ArrivalRecords(CatalogQueries):
             entry_id = int(row["id"])
             db.execute(
                 "UPDATE entries SET account = ?, area = ?, path = ?, disk_path = ? WHERE id = ?",
-                (account, area, path, new_disk_path, entry_id),
+                (account, area, path, self._rel(new_disk_path), entry_id),
             )
             same_file = stat is not None and (
                 row["st_size"],
@@ -252,11 +251,15 @@ class ArrivalRecords(CatalogQueries):
                     (stat.ctime_ns if stat else None, entry_id),
                 )
             self._event(db, entry_id, "renamed", source=row["path"], path=path, account=account)
-            return entry_from_row(self._row(db, entry_id))
+            return self._entry(self._row(db, entry_id))
 
     def record_moved_tree(self, old_dir: str, new_dir: str, locate: Locate) -> int:
         """A folder was renamed on disk: every live entry below it follows. Returns a count."""
-        low, high = subtree(old_dir)
+        bounds = self._subtree(old_dir)
+        if bounds is None:
+            return 0
+        low, high = bounds
+        new_base = self._rel(new_dir.rstrip("/"))
         moved = 0
         with self._write() as db:
             rows = db.execute(
@@ -265,15 +268,15 @@ class ArrivalRecords(CatalogQueries):
                 (low, high),
             ).fetchall()
             for row in rows:
-                new_disk = new_dir.rstrip("/") + row["disk_path"][len(low) - 1 :]
-                where = locate(new_disk)
+                new_stored = new_base + row["disk_path"][len(low) - 1 :]
+                where = locate(self._abs(new_stored))
                 if where is None:
                     continue
                 account, area, path = where
                 db.execute(
                     "UPDATE entries SET account = ?, area = ?, path = ?, disk_path = ?"
                     " WHERE id = ?",
-                    (account, area, path, new_disk, row["id"]),
+                    (account, area, path, new_stored, row["id"]),
                 )
                 self._event(
                     db, int(row["id"]), "renamed", source=row["path"], path=path, account=account
@@ -302,7 +305,7 @@ class ArrivalRecords(CatalogQueries):
         with self._write() as db:
             row = self._row(db, entry_id)
             if (
-                row["disk_path"] != disk_path
+                row["disk_path"] != self._rel(disk_path)
                 or row["destroy_intent"] is not None
                 or ArrivalState(row["state"]) not in LIVE_STATES
             ):

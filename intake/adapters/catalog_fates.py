@@ -23,7 +23,6 @@ from intake.adapters.catalog_model import (
     LIVE_SQL,
     Entry,
     IllegalTransition,
-    entry_from_row,
 )
 from intake.adapters.catalog_queries import CatalogQueries
 from intake.core.clock import isoformat
@@ -61,7 +60,7 @@ class FateRecords(CatalogQueries):
             f"SELECT {COLUMNS} FROM entries WHERE policy IS NULL"  # noqa: S608
             f" AND state IN {LIVE_SQL} ORDER BY id"
         )
-        return [entry_from_row(r) for r in rows]
+        return [self._entry(r) for r in rows]
 
     def expiring(self, before: datetime) -> list[Entry]:
         """Live entries whose policy destroys them before ``before``, soonest first."""
@@ -70,7 +69,7 @@ class FateRecords(CatalogQueries):
             f" AND expires_at < ? AND state IN {LIVE_SQL} ORDER BY expires_at, id",
             (isoformat(before),),
         )
-        return [entry_from_row(r) for r in rows]
+        return [self._entry(r) for r in rows]
 
     def record_destroy_intent(self, entry_id: int, policy: str) -> None:
         """Write-ahead: the sweeper is about to destroy this file (before the unlink)."""

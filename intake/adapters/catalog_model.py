@@ -10,6 +10,9 @@ Rules:
   ``noqa: S608`` lines in the catalog modules); every value is a bound parameter.
 - The values handed out (``Entry``, ``Known``) and taken in (``Found``, ``FileStat``) are
   frozen: a caller never holds a row.
+- ``disk_path`` is stored relative to the instance's ``data/`` folder
+  (``members/<m>/<rel>``, ``outbox/<t>/<rel>``) and handed out absolute: the catalog
+  survives a move or a restore of the instance folder (migration 4 converted old rows).
 """
 
 from __future__ import annotations
@@ -81,6 +84,14 @@ MIGRATIONS: tuple[str, ...] = (
         document TEXT NOT NULL
     );
     CREATE INDEX certificates_account ON certificates (account, destroyed_at);
+    """,
+    # 4: disk paths relative to the instance's data/ folder, so a moved or restored
+    # instance keeps its catalog. Rebuilt from the account, area and path (exact).
+    """
+    UPDATE entries SET disk_path = CASE area
+        WHEN 'member' THEN 'members/' || account || path
+        ELSE 'outbox/' || account || substr(path, 8) END
+    WHERE disk_path LIKE '/%' AND (area = 'member' OR path LIKE '/outbox/%');
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,7 +17,9 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,15 +50,45 @@ from intake.core.model import ArrivalState, can_move
 class CatalogQueries:
     """The catalog database, read side; thread-safe (a connection per thread)."""
 
-    def __init__(self, path: Path, clock: Clock) -> None:
+    def __init__(self, path: Path, clock: Clock, data_dir: Path | str | None = None) -> None:
         self._path = path
         self._clock = clock
+        # Disk paths are stored relative to data/ (by default the instance's, beside state/).
+        self._root = os.path.realpath(
+            data_dir if data_dir is not None else path.parent.parent / "data"
+        )
         self._local = threading.local()
         self._connections: list[sqlite.Connection] = []
         self._connections_lock = threading.Lock()
         sqlite.migrate(self._db(), path, MIGRATIONS)
 
     # -- plumbing ------------------------------------------------------------------
+
+    def _rel(self, disk_path: str) -> str:
+        """What is stored for ``disk_path``: relative to data/ (absolute if outside it)."""
+        root = self._root
+        if disk_path.startswith(root + os.sep):
+            return disk_path[len(root) + 1 :]
+        return disk_path
+
+    def _abs(self, stored: str) -> str:
+        """The disk path of a stored one, in this instance's data/ wherever it now lives."""
+        return stored if os.path.isabs(stored) else os.path.join(self._root, stored)
+
+    def _entry(self, row: sqlite.Row) -> Entry:
+        entry = entry_from_row(row)
+        return dataclasses.replace(entry, disk_path=self._abs(entry.disk_path))
+
+    def _known_entry(self, row: sqlite.Row) -> Known:
+        known = known_from_row(row)
+        return dataclasses.replace(known, disk_path=self._abs(known.disk_path))
+
+    def _subtree(self, folder: str) -> tuple[str, str] | None:
+        """Stored bounds of the paths below ``folder`` (None: the whole of data/)."""
+        rel = self._rel(folder.rstrip("/"))
+        if folder.rstrip("/") == self._root:
+            return None
+        return subtree(rel)
 
     def _db(self) -> sqlite.Connection:
         db: sqlite.Connection | None = getattr(self._local, "db", None)
@@ -121,12 +153,11 @@ class CatalogQueries:
         )
         return True
 
-    @staticmethod
-    def _rows_at(db: sqlite.Connection, disk_path: str, states_sql: str) -> list[sqlite.Row]:
+    def _rows_at(self, db: sqlite.Connection, disk_path: str, states_sql: str) -> list[sqlite.Row]:
         """Every column of the entries at ``disk_path`` in ``states_sql``, oldest first."""
         return db.execute(
             f"SELECT * FROM entries WHERE disk_path = ? AND state IN {states_sql} ORDER BY id",  # noqa: S608
-            (disk_path,),
+            (self._rel(disk_path),),
         ).fetchall()
 
     @staticmethod
@@ -140,7 +171,7 @@ class CatalogQueries:
     # -- reading -------------------------------------------------------------------
 
     def get(self, entry_id: int) -> Entry:
-        return entry_from_row(self._row(self._db(), entry_id))
+        return self._entry(self._row(self._db(), entry_id))
 
     def entries(self, account: str | None = None, include_attempts: bool = False) -> list[Entry]:
         """Every catalogued arrival, oldest first; uploads that never completed only on request."""
@@ -155,7 +186,7 @@ class CatalogQueries:
             f"SELECT {COLUMNS} FROM entries {clause} ORDER BY received_at, id",  # noqa: S608
             args,
         )
-        return [entry_from_row(r) for r in rows]
+        return [self._entry(r) for r in rows]
 
     def live_entries(self) -> list[Entry]:
         """Arrivals whose file is still expected on disk: received, forwarded, altered."""
@@ -163,28 +194,31 @@ class CatalogQueries:
             f"SELECT {COLUMNS} FROM entries WHERE state IN {LIVE_SQL}"  # noqa: S608
             " ORDER BY received_at, id"
         )
-        return [entry_from_row(r) for r in rows]
+        return [self._entry(r) for r in rows]
 
     def at_path(self, disk_path: str) -> list[Entry]:
         """Entries receiving or live at ``disk_path`` (normally none or one)."""
-        return [entry_from_row(r) for r in self._rows_at(self._db(), disk_path, OPEN_SQL)]
+        return [self._entry(r) for r in self._rows_at(self._db(), disk_path, OPEN_SQL)]
 
     def known(self, under: str | None = None) -> list[Known]:
         """Receiving and live entries (below the folder ``under``), for a scan."""
         if under is None:
             return self._known("", ())
-        return self._known(" AND disk_path >= ? AND disk_path < ?", subtree(under))
+        bounds = self._subtree(under)
+        if bounds is None:
+            return self._known("", ())
+        return self._known(" AND disk_path >= ? AND disk_path < ?", bounds)
 
     def known_at(self, disk_path: str) -> list[Known]:
         """Receiving and live entries at ``disk_path`` (normally none or one), for a check."""
-        return self._known(" AND disk_path = ?", (disk_path,))
+        return self._known(" AND disk_path = ?", (self._rel(disk_path),))
 
     def _known(self, clause: str, args: tuple[str, ...]) -> list[Known]:
         sql = (
             "SELECT id, disk_path, state, sha256, st_size, st_mtime_ns, st_ino, st_ctime_ns,"  # noqa: S608
             f" destroy_intent FROM entries WHERE state IN {OPEN_SQL}{clause} ORDER BY id"
         )
-        return [known_from_row(row) for row in self._db().execute(sql, args)]
+        return [self._known_entry(row) for row in self._db().execute(sql, args)]
 
     def history(self, entry_id: int) -> list[dict[str, Any]]:
         """The entry's events in order: ``at`` (aware UTC), ``event``, ``detail`` (a dict)."""
@@ -204,7 +238,7 @@ class CatalogQueries:
             f"SELECT {COLUMNS} FROM entries WHERE destroy_intent IS NOT NULL"  # noqa: S608
             f" AND state IN {LIVE_SQL} ORDER BY id"
         )
-        return [entry_from_row(r) for r in rows]
+        return [self._entry(r) for r in rows]
 
     def counts_by_state(self) -> dict[str, int]:
         """How many entries are in each state (every state named, zero included)."""

@@ -155,7 +155,8 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         cfg.audit.checkpoint_interval,
     )
     guard = Guard(cfg.limits, clock, audit)
-    catalog = Catalog(cfg.state_dir / "catalog.db", clock)
+    storage = Storage(cfg.data_dir, cfg.log_dir)
+    catalog = Catalog(cfg.state_dir / "catalog.db", clock, storage.data_dir)
     metrics = Metrics()
     audit.observe(metrics.observe_audit)
     alerts = Alerts(cfg, audit, SystemClock())
@@ -164,7 +165,7 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         config=cfg,
         clock=clock,
         accounts=accounts,
-        storage=Storage(cfg.data_dir, cfg.log_dir),
+        storage=storage,
         audit=audit,
         guard=guard,
         auth=Authenticator(accounts, guard, audit),
