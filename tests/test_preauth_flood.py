@@ -158,6 +158,22 @@ class TestConnectionSlots:
             assert "ftps" == record["protocol"]
 
 
+class TestThreads:
+    def test_failed_negotiations_leave_no_thread_behind(self, instance: TestInstance) -> None:
+        """100 bad-KEX connections: once they are gone, so are their threads (paramiko's
+        handshake timer used to keep one per connection alive for 15 s)."""
+        configure(instance, limits="max_login_failures = 1000\nmax_network_failures = 1000")
+        with running(instance) as server:
+            baseline = threading.active_count()
+            for i in range(100):
+                sock = connect_from(f"127.0.{20 + i % 10}.1", server.sftp)
+                sock.sendall(b"SSH-2.0-badkex\r\n" + bad_kexinit())
+                drain(sock)
+            guard = server.daemon.instance.guard
+            wait_for(lambda: guard.startups() == 0, timeout=60)
+            wait_for(lambda: threading.active_count() <= baseline + 5, timeout=5)
+
+
 class TestLogFlood:
     def test_garbage_and_bad_kex_floods_log_a_bounded_summary(self, instance: TestInstance) -> None:
         """300 bad-KEX, garbage and refused connections log a few summary lines and no

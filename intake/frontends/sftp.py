@@ -153,7 +153,15 @@ class CappedPacketizer(Packetizer):
     paramiko reads whatever length a packet header announces (up to 4 GiB) into memory
     before checking anything; every body read goes through ``read_all``, so the length
     is checked there, before a byte of the body is read.
+
+    paramiko's handshake timer is not started: it is a thread per connection, never
+    cancelled when the negotiation fails (a flood of bad KEXINITs left one thread per
+    connection alive for 15 s). The login deadline (``login_timeout`` from the accept)
+    bounds the handshake instead.
     """
+
+    def start_handshake(self, timeout: float) -> None:
+        return None
 
     def read_all(self, n: int, check_rekey: bool = False) -> bytes:
         if n > MAX_PACKET + _PACKET_MARGIN:
