@@ -184,6 +184,11 @@ class AuditSection:
     checkpoint_interval: int = 300  # seconds a record may wait for its checkpoint; 0 = off
 
 
+class ReportsSection:
+    monthly: bool = True  # each sweep writes last month's reports into log/reports/
+    lang: str = "fr"  # "fr" | "en"
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole instance's configuration, with its folder layout."""
@@ -199,6 +204,7 @@ class Config:
     metrics: MetricsSection = field(default_factory=MetricsSection)
     audit: AuditSection = field(default_factory=AuditSection)
     alerts: AlertsSection = field(default_factory=AlertsSection)
+    reports: ReportsSection = field(default_factory=ReportsSection)
 
     @property
     def keys_dir(self) -> Path:
@@ -315,6 +321,11 @@ throttle = "15 minutes"           # at most one mail per kind of alert in this t
 retry = "1 minute"                # an undelivered alert is tried again after this
 forward_failing = "1 hour"        # alert when a forward has been failing this long
 digest = ""                       # "08:00" (UTC) or "08:00 Europe/Paris": a daily summary
+
+[reports]                         # the auditor's reports (intake report)
+monthly = true                    # each sweep writes last month's report per member into
+                                  # log/reports/YYYY-MM/ (the auditor's /audit/reports/)
+lang = "fr"                       # "fr" or "en"
 """
 
 
@@ -367,6 +378,7 @@ _SECTIONS: dict[str, type] = {
     "metrics": MetricsSection,
     "audit": AuditSection,
     "alerts": AlertsSection,
+    "reports": ReportsSection,
 }
 _SIZE_KEYS = frozenset({"limits.max_file_size", "limits.account_quota"})
 _SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": GIB, "tib": 1024**4}
@@ -412,6 +424,7 @@ _INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _CHOICES = {
     "sweeper.forward_verify": ("size", "sha256"),
     "alerts.smtp_tls": ("starttls", "tls", "none"),
+    "reports.lang": ("fr", "en"),
 }
 _ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
 

@@ -36,6 +36,7 @@ from intake.frontends import (
     cli_card,
     cli_catalog,
     cli_documents,
+    cli_report,
     cli_status,
     cli_sweep,
 )
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_sweep.register(sub, add)
     cli_status.register(sub, add)
     cli_alert.register(sub, add)
+    cli_report.register(sub, add)
     return parser
 
 

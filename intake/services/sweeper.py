@@ -16,6 +16,8 @@ Rules:
 - A run that applied (not dry, not skipped) leaves its summary in ``state/last-sweep.json``
   (when, how long, what it did, ok or not), even when it failed half-way: ``intake
   status`` and the metrics read it.
+- Then, unless ``[reports] monthly = false``, last month's auditor reports are written if
+  missing (``intake.services.reports``).
 
 The pieces, each in its own module:
 
@@ -40,6 +42,7 @@ from intake.core.clock import isoformat
 from intake.core.model import Role
 from intake.core.policy import Action, Plan, Policy
 from intake.services.instance import Instance
+from intake.services.reports import write_monthly
 from intake.services.retention import load_policies
 from intake.services.status_files import LAST_SWEEP_NAME, write_json
 from intake.services.sweeper_destroy import Destroyer
@@ -100,6 +103,8 @@ class Sweeper:
                     error = ""
                 finally:
                     self._save_summary(report, started, time.monotonic() - began, error)
+                if self.cfg.reports.monthly:
+                    write_monthly(self.inst, self.clock.now())
         except SweepBusy as exc:
             report.skipped = str(exc)
         return report

@@ -1,0 +1,237 @@
+"""The auditor's report: real uploads, reads, refusals and a sweep, then ``intake report``,
+opened in headless Chromium (Debian's ``chromium``): no console error, the expected rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from intake.core.clock import isoformat
+from tests.clients import Missing, Refused, SftpClient
+from tests.conftest import PASSWORD, RunningServer, TestInstance, connect
+
+HOSTILE = "<img src=x onerror=alert(1)>.sql"
+DATA = b"pg_dump mairie-a" * 1000
+
+pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
+
+
+class Tables(HTMLParser):
+    """The report as a reader sees it: each ``h2`` with the rows of the table below it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, list[list[str]]] = {}
+        self.tags: list[str] = []
+        self._current = ""
+        self._text: list[str] | None = None
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag in ("h2", "td", "th"):
+            self._text = []
+        elif tag == "tr":
+            self._row = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2" and self._text is not None:
+            self._current = "".join(self._text).strip()
+            self.sections[self._current] = []
+        elif tag in ("td", "th") and self._text is not None and self._row is not None:
+            self._row.append("".join(self._text).strip())
+        elif tag == "tr" and self._row is not None:
+            if self._current:
+                self.sections[self._current].append(self._row)
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+
+def open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """The DOM Chromium built from ``page``, and every console message it logged."""
+    done = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 0 == done.returncode, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return done.stdout, console
+
+
+def parse(dom: str) -> Tables:
+    tables = Tables()
+    tables.feed(dom)
+    return tables
+
+
+@pytest.fixture
+def history(server: RunningServer) -> TestInstance:
+    """mairie-a uploads two backups (one with a hostile name), a technician reads one,
+    mairie-a tries a delete and a wrong password, a sweep destroys both three months on;
+    mairie-b uploads one."""
+    inst = server.instance
+    inst.add_account("mairie-a")
+    inst.add_account("mairie-b")
+    inst.add_account("tech-julie", role="technician")
+    a = connect(server, "sftp", "mairie-a")
+    a.mkdir("/2026")
+    a.upload("/2026/base.zip", DATA)
+    a.upload(f"/{HOSTILE}", b"x")
+    with pytest.raises(Refused):
+        a.delete("/2026/base.zip")
+    a.close()
+    b = connect(server, "ftps", "mairie-b")
+    b.upload("/b.sql", b"mairie-b")
+    b.close()
+    tech = connect(server, "sftp", "tech-julie")
+    assert DATA == tech.download("/mairie-a/2026/base.zip")
+    tech.close()
+    with pytest.raises(Exception):
+        SftpClient(*server.sftp, "mairie-a", PASSWORD + "x")
+    later = isoformat(dt.datetime.now(dt.UTC) + dt.timedelta(days=100))
+    swept = inst.cli("sweep", "--now", later)
+    assert 0 == swept.returncode, swept.stderr
+    return inst
+
+
+class TestReport:
+    def test_member_report_in_chromium(self, history: TestInstance, tmp_path: Path) -> None:
+        """The French report loads with no console error and shows each backup with its
+        SHA-256, the technician's read, the destruction with its certificate, the refusal
+        and the failed login; a hostile file name is text, never markup."""
+        out = tmp_path / "rapport.html"
+        done = history.cli("report", "--account", "mairie-a", "--out", str(out))
+        assert 0 == done.returncode, done.stderr
+        dom, console = open_in_chromium(out, tmp_path)
+        assert [] == console
+        page = parse(dom)
+        assert "img" not in page.tags and "script" not in page.tags
+        backups = page.sections["Sauvegardes reçues et leur empreinte"]
+        digest = hashlib.sha256(DATA).hexdigest()
+        assert any("/2026/base.zip" in r and digest in r for r in backups[1:])
+        assert any(f"/{HOSTILE}" in r for r in backups[1:])
+        reads = page.sections["Qui a lu quoi, et quand"]
+        assert [("tech-julie", "/2026/base.zip")] == [(r[1], r[2]) for r in reads[1:]]
+        destroyed = page.sections["Détruit, avec son certificat"]
+        certificates = {
+            str(r["path"]): r["certificate"]
+            for r in history.audit("destroyed")
+            if r["account"] == "mairie-a"
+        }
+        assert {("/2026/base.zip", certificates["/2026/base.zip"])} <= {
+            (r[1], r[7]) for r in destroyed[1:]
+        }
+        assert all(r[6] == "vérifiée" for r in destroyed[1:])
+        refused = page.sections["Tentatives refusées"]
+        assert {"refusé", "connexion refusée"} <= {r[1] for r in refused[1:]}
+        assert any(r[2] == "delete" and r[3] == "/2026/base.zip" for r in refused[1:])
+        assert 1 <= len(page.sections["Connexions"]) - 1
+        assert "intake audit verify-document" in dom
+        assert 2 == dom.count("<svg")
+
+    def test_english_and_period(self, history: TestInstance, tmp_path: Path) -> None:
+        """``--lang en`` speaks English; a period before everything holds no row."""
+        out = tmp_path / "en.html"
+        history.cli(
+            "report", "--account", "mairie-a", "--lang", "en", "--out", str(out), check=True
+        )
+        dom, console = open_in_chromium(out, tmp_path)
+        assert [] == console
+        assert "Backups received and their fingerprint" in parse(dom).sections
+        empty = history.cli(
+            "report", "--account", "mairie-a", "--until", "2020-01-01", "--lang", "en", check=True
+        ).stdout
+        assert "No backup received in the period." in empty
+        assert "No login in the period." in empty
+
+    def test_all_members_summary(self, history: TestInstance, tmp_path: Path) -> None:
+        """``--all``: one row per member with its counts."""
+        out = tmp_path / "all.html"
+        history.cli("report", "--all", "--out", str(out), check=True)
+        dom, console = open_in_chromium(out, tmp_path)
+        assert [] == console
+        rows = {r[0]: r for r in parse(dom).sections["Par adhérent"][1:]}
+        assert {"mairie-a", "mairie-b"} == set(rows)
+        assert ("2", "1") == (rows["mairie-a"][1], rows["mairie-a"][4])  # backups, tech reads
+        assert "1" == rows["mairie-b"][1]
+
+    def test_usage_errors(self, instance: TestInstance) -> None:
+        """Bad usage is exit 2 with one line, never a traceback."""
+        for args in (
+            ["report"],
+            ["report", "--all", "--account", "x"],
+            ["report", "--account", "nobody"],
+            ["report", "--all", "--since", "yesterday"],
+            ["report", "--all", "--lang", "de"],
+        ):
+            done = instance.cli(*args)
+            assert 2 == done.returncode, args
+            assert "Traceback" not in done.stderr
+
+
+class TestMonthlyReports:
+    def test_sweep_writes_last_month_for_the_auditor(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """A sweep writes last month's report per member in ``/audit/reports/YYYY-MM/``; the
+        auditor lists and reads them and cannot write there; a second sweep keeps them."""
+        inst = server.instance
+        inst.add_account("mairie-a")
+        inst.add_account("dpo", role="auditor")
+        a = connect(server, "sftp", "mairie-a")
+        a.upload("/a.sql", DATA)
+        a.close()
+        now = dt.datetime.now(dt.UTC)
+        month = now.strftime("%Y-%m")
+        sweep_at = (now.replace(day=1) + dt.timedelta(days=40)).replace(day=3)
+        assert 0 == inst.cli("sweep", "--now", isoformat(sweep_at)).returncode
+        folder = inst.root / "log" / "reports" / month
+        assert {"mairie-a.html", "_all.html"} == {p.name for p in folder.iterdir()}
+        before = (folder / "mairie-a.html").read_bytes()
+        auditor = connect(server, "sftp", "dpo")
+        try:
+            assert "reports" in auditor.listdir("/audit")
+            assert ["_all.html", "mairie-a.html"] == auditor.listdir(f"/audit/reports/{month}")
+            page = auditor.download(f"/audit/reports/{month}/mairie-a.html")
+            assert "/a.sql" in page.decode() and hashlib.sha256(DATA).hexdigest() in page.decode()
+            with pytest.raises(Refused):
+                auditor.upload(f"/audit/reports/{month}/forged.html", b"<p>")
+            with pytest.raises((Refused, Missing)):
+                auditor.delete(f"/audit/reports/{month}/mairie-a.html")
+        finally:
+            auditor.close()
+        assert 0 == inst.cli("sweep", "--now", isoformat(sweep_at)).returncode
+        assert before == (folder / "mairie-a.html").read_bytes()
+        dom, console = open_in_chromium(folder / "mairie-a.html", tmp_path)
+        assert [] == console and "/a.sql" in dom
+
+    def test_monthly_off(self, instance: TestInstance) -> None:
+        """``[reports] monthly = false``: a sweep writes no report."""
+        with instance.config_file.open("a") as conf:
+            conf.write("[reports]\nmonthly = false\n")
+        assert 0 == instance.cli("sweep").returncode
+        assert not (instance.root / "log" / "reports").exists()
+        doc = json.loads(instance.cli("sweep", "--json").stdout)
+        assert doc is not None
