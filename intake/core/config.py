@@ -184,6 +184,7 @@ class AuditSection:
     checkpoint_interval: int = 300  # seconds a record may wait for its checkpoint; 0 = off
 
 
+@dataclass(frozen=True)
 class ReportsSection:
     monthly: bool = True  # each sweep writes last month's reports into log/reports/
     lang: str = "fr"  # "fr" | "en"
