@@ -147,9 +147,10 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from intake.adapters import oplog
     from intake.frontends import daemon
 
-    daemon.configure_logging()
+    oplog.configure()
     cfg = _config(args)
     if signing.ensure_audit_key(cfg.keys_dir):
         print("audit signing key created (keys/audit_ed25519_key): checkpoints are now signed")

@@ -46,10 +46,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from typing import Protocol
 
+from intake.adapters import oplog
 from intake.adapters.diskspace import DiskReserve
 from intake.adapters.locks import FileLock, LockBusy, recovery_lock, serve_lock
 from intake.adapters.systemd import Notifier
@@ -78,17 +78,6 @@ class FrontEnd(Protocol):
     def stop(self, timeout: float = 10.0) -> None: ...
 
     def alive(self) -> bool: ...
-
-
-def configure_logging() -> None:
-    """Operational log on stderr; libraries kept at WARNING (before any server starts)."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("paramiko", "pyftpdlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class Daemon:
@@ -248,6 +237,7 @@ def serve(instance: Instance) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_reload)
+    instance.audit.observe(oplog.audit_observer)
     listening: dict[str, str] = {}
     for name, (host, port) in daemon.start().items():
         shown = f"[{host}]" if ":" in host else host

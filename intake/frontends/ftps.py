@@ -39,6 +39,7 @@ from typing import Any
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 
+from intake.adapters import oplog
 from intake.adapters.keys import TLS_CERT_FILE, TLS_KEY_FILE
 from intake.core.config import FtpsSection, Listen
 from intake.core.model import Account
@@ -210,6 +211,9 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self._login_audited = True
         if self.slot is not None:
             self.slot.logged_in()
+        session = oplog.current()  # this connection's own thread
+        if session is not None:
+            session.bind(account=account.name)
         self.instance.auth.succeeded(account, self.remote_ip, PROTOCOL, "password")
         self.account = account
         token = self.instance.accounts.credential_token(account.name, "password")

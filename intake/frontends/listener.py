@@ -12,6 +12,10 @@ Rules:
   first protocol message.
 - Refusals and failed handlers are noise (``NoiseLog``): one line per address and
   interval, and a handler's traceback at most once per interval; the server goes on.
+  A client's own error (the front-end's ``client_errors``: a reset, a broken protocol)
+  never gets a traceback.
+- Each admitted connection is an operational-log session (``oplog.Session``: id, ip,
+  protocol on every line of its threads), opened and closed with one INFO line each.
 - Admitted connections are counted open in the metrics, by front-end, until released.
 """
 
@@ -24,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from intake.adapters import oplog
 from intake.core.config import Listen
 from intake.core.errors import StartupError
 from intake.frontends.noise import NoiseLog
@@ -43,8 +48,10 @@ class ThreadedListener:
         handle: Handler,
         refuse: Callable[[socket.socket], None] | None = None,
         metrics: Metrics | None = None,
+        client_errors: tuple[type[BaseException], ...] = (OSError, EOFError),
     ) -> None:
         self.name = name
+        self._client_errors = client_errors
         self._metrics = metrics or Metrics()
         self._guard = guard
         self._handle = handle
@@ -137,17 +144,24 @@ class ThreadedListener:
 
     def _serve(self, client: socket.socket, slot: Slot) -> None:
         self._metrics.session_opened(self.name)
-        try:
-            self._handle(client, slot)
-        except Exception as exc:
-            self._failed(slot.ip, exc)
-        finally:
-            self._metrics.session_closed(self.name)
-            slot.release()
-            client.close()
+        with oplog.Session(ip=slot.ip, protocol=self.name):
+            log.info("session opened")
+            outcome = "closed"
+            try:
+                self._handle(client, slot)
+            except Exception as exc:
+                outcome = f"ended by an error: {type(exc).__name__}"
+                self._failed(slot.ip, exc)
+            finally:
+                self._metrics.session_closed(self.name)
+                slot.release()
+                client.close()
+                log.info("session %s after %.1f s", outcome, time.monotonic() - slot.accepted)
 
     def _failed(self, ip: str, exc: Exception) -> None:
         self.noise.note(f"{self.name}: connection failed", ip, f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, self._client_errors):
+            return
         now = time.monotonic()
         if now - self._traceback_logged >= self.noise.interval:
             self._traceback_logged = now

@@ -50,6 +50,7 @@ from paramiko.common import (
 )
 from paramiko.packet import Packetizer
 
+from intake.adapters import oplog
 from intake.adapters.keys import HOST_KEY_FILES
 from intake.core.config import Listen, SftpSection
 from intake.core.errors import StartupError
@@ -220,6 +221,7 @@ class IntakeServer(paramiko.ServerInterface):
         self._channels = 0
         self._logged_in = False
         self._login_lock = threading.Lock()
+        self.log_session = oplog.current()  # made on the connection's thread
 
     def mark_logged_in(self) -> bool:
         """Write ``login.ok`` once; True if the connection is authenticated."""
@@ -229,6 +231,8 @@ class IntakeServer(paramiko.ServerInterface):
             if not self._logged_in:
                 self._logged_in = True
                 self.slot.logged_in()
+                if self.log_session is not None:
+                    self.log_session.bind(account=self.account.name)
                 self.instance.auth.succeeded(self.account, self.ip, PROTOCOL, self.method)
                 name = self.account.name
                 token = self.instance.accounts.credential_token(name, self.method, self.key_blob)
@@ -311,6 +315,8 @@ class IntakeServer(paramiko.ServerInterface):
         handler = IntakeSFTPServer(channel, name, self, sftp_si=IntakeSFTPInterface)
         self.subsystems.append(handler)
         handler.start()
+        if self.log_session is not None:
+            self.log_session.adopt(handler.ident)
         return True
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
@@ -346,7 +352,11 @@ class SftpService:
         self._settings = settings
         self._host_keys = load_host_keys(instance.config.keys_dir)
         self._listener = ThreadedListener(
-            "sftp", instance.guard, self._run_transport, metrics=instance.metrics
+            "sftp",
+            instance.guard,
+            self._run_transport,
+            metrics=instance.metrics,
+            client_errors=(paramiko.SSHException, EOFError, OSError),
         )
         self._connections: set[tuple[paramiko.Transport, IntakeServer]] = set()
         self._lock = threading.Lock()
@@ -401,6 +411,8 @@ class SftpService:
             self._connections.add((transport, server))
         try:
             transport.start_server(event=threading.Event(), server=server)
+            if server.log_session is not None:
+                server.log_session.adopt(transport.ident)
             if self._await_login(transport, server, slot.accepted):
                 self._serve_until_idle(transport, server)
         finally:
