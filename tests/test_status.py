@@ -103,3 +103,14 @@ class TestStatus:
         assert 2 == proc.returncode
         assert proc.stderr.startswith("intake: error:")
         assert "Traceback" not in proc.stderr
+
+    def test_the_audit_chain_head_and_last_checkpoint(self, instance: TestInstance) -> None:
+        """The head follows the records; ``audit head`` signs a checkpoint status then shows."""
+        instance.cli("account", "add", "mairie-z", "--role", "member", check=True)
+        instance.cli("audit", "head", check=True)
+        _code, doc = status(instance)
+        head, checkpoint = doc["audit"]["head"], doc["audit"]["checkpoint"]
+        assert checkpoint is not None
+        assert head["seq"] >= checkpoint["seq"] >= 1
+        assert 64 == len(head["hash"])
+        assert f"last checkpoint seq {checkpoint['seq']}" in instance.cli("status").stdout

@@ -11,9 +11,10 @@ Rules:
   Each breach is one ``problem`` line an operator can act on; any problem = degraded.
 - "Recent" for a sweep: within twice ``[sweeper] interval`` (or two days when the
   nightly timer sweeps) plus an hour; an instance that never swept is not degraded.
-- The sections other work owns (audit chain head and checkpoint, alerts queued, the
-  disk reserve) are read through the ``audit_chain``, ``alerts_status`` and ``disk_reserve`` seams;
-  while a part is missing its section is ``None`` and never a problem.
+- The sections other parts own are read through one function each: ``audit_chain``
+  (head and last checkpoint, read not verified), ``alerts_status`` (the alert queue)
+  and ``disk_reserve`` (``limits.min_free_space``); while a part is missing its section
+  is ``None`` and never a problem.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from intake.adapters.audit_chain import chain_state
 from intake.adapters.catalog import Catalog
 from intake.core.clock import isoformat
 from intake.core.config import Config
@@ -168,8 +170,16 @@ def _disk(cfg: Config, health: Health) -> dict[str, Any]:
 
 
 def audit_chain(cfg: Config) -> dict[str, Any] | None:
-    """Seam: the audit chain's head and last checkpoint, once the hash chain provides them."""
-    return None
+    """The audit chain's head and last signed checkpoint (read, not verified: that is
+    ``intake audit verify``'s job)."""
+    state = chain_state(cfg.log_dir)
+    checkpoint = state.checkpoint
+    return {
+        "head": {"seq": state.seq, "hash": state.hash, "file": state.file},
+        "checkpoint": None
+        if checkpoint is None
+        else {"seq": checkpoint.seq, "head": checkpoint.head, "ts": checkpoint.ts},
+    }
 
 
 def alerts_status(cfg: Config) -> dict[str, Any] | None:
