@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import subprocess
 from typing import Any
 
+from intake.adapters.alert_queue import AlertQueue
+from intake.core.alerts import Alert
 from intake.core.clock import SystemClock
 from intake.services.sweeper_retry import RetryBook
 from tests.clients import SftpClient
@@ -114,3 +117,13 @@ class TestStatus:
         assert head["seq"] >= checkpoint["seq"] >= 1
         assert 64 == len(head["hash"])
         assert f"last checkpoint seq {checkpoint['seq']}" in instance.cli("status").stdout
+
+    def test_an_alert_left_undelivered_degrades(self, instance: TestInstance) -> None:
+        """An alert still queued after 15 minutes (the mail server down) is a problem."""
+        queue = AlertQueue(instance.root / "state")
+        queue.put(Alert("disk", SystemClock().now() - datetime.timedelta(minutes=20)))
+        code, doc = status(instance)
+        assert 1 == code
+        assert 1 == doc["alerts"]["queued"]
+        assert any("alert(s) undelivered since" in p for p in doc["problems"])
+        assert "1 queued" in instance.cli("status").stdout

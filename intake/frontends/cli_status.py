@@ -6,7 +6,8 @@ Rules:
 - Read-only: nothing is started, repaired or written (see ``intake.services.health``).
 - ``--json`` prints one object: ``healthy``, ``problems``, ``serve``, ``sessions_open``,
   ``sweep``, ``forwards``, ``disk``, ``audit``, ``alerts``, ``catalog`` (times ISO-8601
-  UTC, sizes in bytes; a section whose source is missing is null).
+  UTC, sizes in bytes; ``sweep`` is null before the first sweep, ``sessions_open`` while
+  serve is not running).
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ def _forwards_line(forwards: dict[str, Any]) -> str:
 
 def _disk_line(disk: dict[str, Any]) -> str:
     text = f"{human_size(disk['free'])} free of {human_size(disk['total'])} on {disk['path']}"
-    reserve = disk["reserve"]
-    return text + (f" (reserve {human_size(reserve)})" if reserve is not None else "")
+    return f"{text} (reserve {human_size(disk['reserve'])})"
 
 
 def _audit_line(audit: dict[str, Any] | None) -> str:
@@ -81,10 +81,11 @@ def _audit_line(audit: dict[str, Any] | None) -> str:
     return text
 
 
-def _alerts_line(alerts: dict[str, Any] | None) -> str:
-    if alerts is None:
-        return "not available"
-    return f"{alerts.get('queued', 0)} queued"
+def _alerts_line(alerts: dict[str, Any]) -> str:
+    text = f"{alerts['queued']} queued"
+    if alerts["oldest"]:
+        text += f", oldest {alerts['oldest']}"
+    return text if alerts["configured"] else f"{text} (off: set [alerts] smtp_host or command)"
 
 
 def _sessions_line(sessions: dict[str, int] | None) -> str:

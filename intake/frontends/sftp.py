@@ -417,6 +417,8 @@ class SftpService:
                 self._serve_until_idle(transport, server)
         finally:
             transport.close()
+            if transport.ident is not None and transport is not threading.current_thread():
+                transport.join(5)  # its last log lines still belong to this session
             for handler in server.subsystems:
                 handler.join(10)
             if server.live is not None:

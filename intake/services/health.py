@@ -11,22 +11,23 @@ Rules:
   Each breach is one ``problem`` line an operator can act on; any problem = degraded.
 - "Recent" for a sweep: within twice ``[sweeper] interval`` (or two days when the
   nightly timer sweeps) plus an hour; an instance that never swept is not degraded.
-- The sections other parts own are read through one function each: ``audit_chain``
-  (head and last checkpoint, read not verified), ``alerts_status`` (the alert queue)
-  and ``disk_reserve`` (``limits.min_free_space``); while a part is missing its section
-  is ``None`` and never a problem.
+- The parts other modules own are read through one function each: ``audit_chain``
+  (head and last checkpoint, read not verified), ``alerts_status`` (the alert queue; an
+  alert undelivered for 15 minutes is a problem) and ``disk_space`` (free space against
+  ``limits.min_free_space``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from intake.adapters.alert_queue import queue_status
 from intake.adapters.audit_chain import chain_state
 from intake.adapters.catalog import Catalog
-from intake.core.clock import isoformat
+from intake.adapters.diskspace import DiskReserve, DiskSpace
+from intake.core.clock import isoformat, parse_iso
 from intake.core.config import Config
 from intake.services.status_files import (
     LAST_SWEEP_NAME,
@@ -42,6 +43,7 @@ STALE_SECONDS = 30  # ... and is "not responding" when it has not for this long
 FORWARD_FAILING_ATTEMPTS = 3  # a forward failing this many times in a row is a problem
 FORWARD_LATE_SECONDS = 24 * 3600  # an outbox file waiting longer (vendor configured) is one
 NIGHTLY = 24 * 3600
+ALERT_LATE_SECONDS = 15 * 60  # an alert still queued after this is a problem
 
 
 @dataclass
@@ -149,24 +151,24 @@ def _forwards(cfg: Config, catalog: Catalog, now: _dt.datetime, health: Health) 
     return section
 
 
-def disk_reserve(cfg: Config, total: int) -> int | None:
-    """Seam: ``[limits] min_free_space`` in bytes, once the disk-reserve work provides it."""
-    value = getattr(cfg.limits, "min_free_space", None)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
+def disk_space(cfg: Config) -> DiskSpace:
+    """Free space on ``data/`` and the reserve uploads leave (``limits.min_free_space``)."""
+    return DiskReserve(cfg.data_dir, cfg.limits.min_free_space).measure()
 
 
 def _disk(cfg: Config, health: Health) -> dict[str, Any]:
-    st = os.statvfs(cfg.data_dir)
-    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-    reserve = disk_reserve(cfg, total)
-    if reserve is not None and free < reserve:
+    space = disk_space(cfg)
+    if space.low:
         health.problems.append(
-            f"disk: {free} bytes free on {cfg.data_dir}, below the reserve of {reserve}:"
-            " uploads are refused"
+            f"disk: {space.free} bytes free on {cfg.data_dir}, below the reserve of"
+            f" {space.reserve} (limits.min_free_space): uploads are refused"
         )
-    return {"path": str(cfg.data_dir), "free": free, "total": total, "reserve": reserve}
+    return {
+        "path": str(cfg.data_dir),
+        "free": space.free,
+        "total": space.total,
+        "reserve": space.reserve,
+    }
 
 
 def audit_chain(cfg: Config) -> dict[str, Any] | None:
@@ -182,9 +184,28 @@ def audit_chain(cfg: Config) -> dict[str, Any] | None:
     }
 
 
-def alerts_status(cfg: Config) -> dict[str, Any] | None:
-    """Seam: alerts waiting in the on-disk queue, once the alerts work provides it."""
-    return None
+def alerts_status(cfg: Config) -> dict[str, Any]:
+    """The alert queue: how many wait to be delivered, since when."""
+    queue = queue_status(cfg.state_dir)
+    return {
+        "configured": bool(cfg.alerts.smtp_host or cfg.alerts.command),
+        "queued": queue.count,
+        "oldest": isoformat(queue.oldest) if queue.oldest else None,
+        "unreadable": queue.bad,
+    }
+
+
+def _alerts(cfg: Config, now: _dt.datetime, health: Health) -> dict[str, Any]:
+    section = alerts_status(cfg)
+    oldest = section["oldest"]
+    if oldest and (now - parse_iso(oldest)).total_seconds() > ALERT_LATE_SECONDS:
+        health.problems.append(
+            f"{section['queued']} alert(s) undelivered since {oldest}: is the mail server"
+            " (or the alert command) working? (intake alert test)"
+        )
+    if section["unreadable"]:
+        health.problems.append(f"{section['unreadable']} unreadable alert file(s) in state/alerts")
+    return section
 
 
 def check(cfg: Config, catalog: Catalog, now: _dt.datetime, wall: float) -> Health:
@@ -200,7 +221,7 @@ def check(cfg: Config, catalog: Catalog, now: _dt.datetime, wall: float) -> Heal
         "forwards": _forwards(cfg, catalog, now, health),
         "disk": _disk(cfg, health),
         "audit": audit_chain(cfg),
-        "alerts": alerts_status(cfg),
+        "alerts": _alerts(cfg, now, health),
         "catalog": catalog.counts_by_state(),
     }
     health.doc["healthy"] = health.healthy

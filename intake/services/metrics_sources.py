@@ -10,7 +10,6 @@ Rules:
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -34,11 +33,9 @@ def register(metrics: Metrics, cfg: Config, catalog: Catalog, clock: Clock) -> N
         yield Sample.of("intake_forward_queue_oldest_seconds", max(0.0, age))
 
     def disk_gauges() -> Iterator[Sample]:
-        st = os.statvfs(cfg.data_dir)
-        yield Sample.of("intake_disk_free_bytes", st.f_bavail * st.f_frsize)
-        reserve = health.disk_reserve(cfg, st.f_blocks * st.f_frsize)
-        if reserve is not None:
-            yield Sample.of("intake_disk_reserve_bytes", reserve)
+        space = health.disk_space(cfg)
+        yield Sample.of("intake_disk_free_bytes", space.free)
+        yield Sample.of("intake_disk_reserve_bytes", space.reserve)
 
     def sweep_gauges() -> Iterator[Sample]:
         doc = read_json(cfg.state_dir / LAST_SWEEP_NAME)
@@ -53,9 +50,7 @@ def register(metrics: Metrics, cfg: Config, catalog: Catalog, clock: Clock) -> N
         yield Sample.of("intake_sweep_last_success", 1 if doc.get("ok") else 0)
 
     def alert_gauges() -> Iterator[Sample]:
-        alerts = health.alerts_status(cfg)
-        if alerts is not None and isinstance(alerts.get("queued"), int):
-            yield Sample.of("intake_alerts_queued", alerts["queued"])
+        yield Sample.of("intake_alerts_queued", health.alerts_status(cfg)["queued"])
 
     metrics.set("intake_start_time_seconds", time.time())
     metrics.add_collector("catalog", catalog_gauges)
