@@ -197,9 +197,9 @@ class TestReadLength:
         raw = RawSftp(*server.sftp, "mairie-a", PASSWORD)
         raw.open_write("/big-message.bak")
         handle = raw.handle(raw.reply())
-        raw.write(handle, 0, b"w" * MIB)
-        with pytest.raises((EOFError, OSError)):
-            raw.reply()  # the server closed the SFTP channel
+        with pytest.raises((EOFError, OSError)):  # the server closes the SFTP channel,
+            raw.write(handle, 0, b"w" * MIB)  # perhaps before the message is all sent
+            raw.reply()
         wait_for(lambda: inst.audit("upload.interrupted"))
         assert not (inst.area("mairie-a") / "big-message.bak").exists()
         still_serving(server)
