@@ -34,10 +34,9 @@ def drop(instance: TestInstance, member: str, files: dict[str, bytes]) -> None:
 
 
 def public_key(instance: TestInstance, folder: Path) -> Path:
-    """The audit public key, exported as an auditor would hold it (PEM), outside the instance."""
-    signer = signing.load_signer(instance.root / "keys" / signing.AUDIT_KEY_FILE)
+    """The audit public key, exported as an auditor gets it, outside the instance."""
     path = folder / "audit.pub"
-    path.write_bytes(signer.verifier.pem())
+    instance.cli("keys", "export-audit-public", str(path), check=True)
     return path
 
 

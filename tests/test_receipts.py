@@ -16,7 +16,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from intake.adapters import signing
 from tests.clients import Client, Missing, Refused
 from tests.conftest import RunningServer, TestInstance, connect
 from tests.test_ftps import curl_command
@@ -36,8 +35,8 @@ def plain_verify(document: dict[str, Any], pem: bytes) -> None:
 
 
 def public_pem(instance: TestInstance) -> bytes:
-    signer = signing.load_signer(instance.root / "keys" / signing.AUDIT_KEY_FILE)
-    return signer.verifier.pem()
+    """The audit public key as ``intake keys export-audit-public`` hands it out."""
+    return instance.cli("keys", "export-audit-public", "-", check=True).stdout.encode()
 
 
 @pytest.fixture(params=["sftp", "ftps"])
@@ -254,3 +253,25 @@ class TestOtherClients:
             r.get("path") == "/.receipts/forged.receipt.json" and r.get("protocol") == "ftps"
             for r in server.instance.audit("denied")
         )
+
+
+class TestKeyRotation:
+    def test_receipts_follow_a_rotated_key(self, server: RunningServer) -> None:
+        """After ``intake keys rotate-audit`` the running server signs receipts with the
+        new key: they verify with the new public key, not with the old one."""
+        inst = server.instance
+        inst.add_account(MEMBER)
+        client = connect(server, "sftp", MEMBER)
+        try:
+            client.upload("/a.bak", DATA)
+            old_pem = public_pem(inst)
+            plain_verify(json.loads(client.download("/.receipts/a.bak.receipt.json")), old_pem)
+            assert 0 == inst.cli("keys", "rotate-audit").returncode
+            new_pem = public_pem(inst)
+            assert old_pem != new_pem
+            doc = json.loads(client.download("/.receipts/a.bak.receipt.json"))
+            plain_verify(doc, new_pem)
+            with pytest.raises(InvalidSignature):
+                plain_verify(doc, old_pem)
+        finally:
+            client.close()

@@ -16,7 +16,8 @@ Rules:
   everything they state.
 - Only the member's own entries are ever looked up (the account comes from the session,
   never from the path): one member never sees another's receipts.
-- The audit key is loaded on first use; an unreadable key is an ``IntakeError`` (the
+- Receipts are signed by the current audit key, reloaded when it changes (``intake keys
+  rotate-audit`` from another process); an unreadable key is an ``IntakeError`` (the
   client sees a failure), never a receipt signed otherwise.
 """
 
@@ -28,6 +29,7 @@ from collections import OrderedDict
 from typing import Any
 
 from intake.adapters import signing
+from intake.adapters.audit_chain import KeySource
 from intake.adapters.catalog import Catalog, Entry
 from intake.adapters.signing import Signer
 from intake.adapters.storage import EntryStat
@@ -55,7 +57,7 @@ class Receipts:
     def __init__(self, cfg: Config, catalog: Catalog) -> None:
         self._cfg = cfg
         self._catalog = catalog
-        self._signer: Signer | None = None
+        self._keys = KeySource(cfg.keys_dir / signing.AUDIT_KEY_FILE)
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 
@@ -70,20 +72,22 @@ class Receipts:
 
     def _signer_now(self) -> Signer:
         with self._lock:
-            if self._signer is None:
-                self._signer = documents.audit_signer(self._cfg)
-            return self._signer
+            signer = self._keys.current()
+            if signer is None:  # an older instance: make its key now
+                signer = documents.audit_signer(self._cfg)
+            return signer
 
     def render(self, entry: Entry) -> bytes:
-        """The receipt of ``entry``, as served."""
+        """The receipt of ``entry``, as served (signed by the current key)."""
         body = documents.receipt_body(self._cfg, entry)
-        key = tuple(sorted(body.items()))
+        signer = self._signer_now()
+        key = (signer.key_id, *sorted(body.items()))
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        data = documents.render(signing.sign_document(body, self._signer_now()))
+        data = documents.render(signing.sign_document(body, signer))
         with self._lock:
             self._cache[key] = data
             while len(self._cache) > CACHE_SIZE:
