@@ -560,7 +560,8 @@ class ChainWriter:
             first = self._checkpoint_locked("rotation", old, new.verifier.raw)
             install()
             second = self._checkpoint_locked("rotation", new)
-        assert first is not None and second is not None
+        if first is None or second is None:
+            raise AuditUnavailable("key rotation: a checkpoint could not be written")
         return first, second
 
     def close(self) -> None:

@@ -241,7 +241,8 @@ class _Walk:
         if info.seq != (here.seq or 0) - 1 or info.head != prev:
             raise _Tampered(_at(here, "checkpoint signs another head than the record before it"))
         raw = _public_key(info.document["public_key"])
-        assert raw is not None
+        if raw is None:
+            raise _Tampered(_at(here, "checkpoint: unreadable public key"))
         if self._key is None:
             self._key = raw
             self._key_raws.append(raw)

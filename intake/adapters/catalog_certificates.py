@@ -16,6 +16,7 @@ from datetime import datetime
 
 from intake.adapters.catalog_queries import CatalogQueries
 from intake.core.clock import isoformat
+from intake.core.errors import IntakeError
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class CertificateRecords(CatalogQueries):
                 (entry_id, account, destroyed_at, document),
             )
         kept = self.certificate(entry_id)
-        assert kept is not None
+        if kept is None:
+            raise IntakeError(f"the certificate of entry {entry_id} was not stored")
         return kept
 
     def certificate(self, entry_id: int) -> StoredCertificate | None:

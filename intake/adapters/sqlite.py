@@ -4,6 +4,8 @@ Used by the account store and the catalog (one database file each); no other mod
 imports ``sqlite3``.
 
 Rules:
+- The files are the owner's only (0600, also fixed on open): password hashes and the
+  catalog of every member's files are nobody else's business.
 - Every connection is set up alike: WAL (readers never wait for the writer), ``synchronous =
   FULL`` (a committed write survives a power cut), foreign keys enforced, a 30 s busy
   timeout, and no implicit transactions (``isolation_level=None``): a write says where it
@@ -18,7 +20,9 @@ Rules:
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,12 +38,30 @@ def open_connection(path: Path) -> Connection:
 
     It may be closed from another thread than the one that opened it (``Catalog.close``).
     """
+    _owner_only(path)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA foreign_keys = ON")
     return db
+
+
+def _owner_only(path: Path) -> None:
+    """The database and its WAL and shared-memory files: 0600, never readable by others.
+
+    A new file is created 0600 before SQLite opens it (SQLite gives its -wal and -shm
+    files the database's mode); an existing one with a wider mode is narrowed.
+    """
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+    for name in (str(path), f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(name).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_IMODE(mode) & 0o077:
+            os.chmod(name, 0o600)
 
 
 @contextmanager

@@ -285,8 +285,6 @@ class Storage:
             raise NotFound("no such folder") from None
         entries = []
         for item in scanned:
-            if location.area is not Area.AUDIT and item.name == STAGING:
-                continue
             try:
                 st = item.stat(follow_symlinks=False)
             except FileNotFoundError:

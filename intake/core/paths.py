@@ -5,8 +5,14 @@ Rules:
 - A client path is always read from the root of the client's view: ``..`` never climbs
   above ``/`` (it is clamped there, as OpenSSH's chroot does), ``.`` and empty segments
   are dropped, and both ``/`` and (for Windows clients) nothing else separate segments.
-- A name the client creates (file or folder) has no control character, is not ``.`` or
-  ``..``, and is at most 255 bytes in UTF-8; a whole path at most 4096 bytes.
+- A name the client creates (file or folder) has no control character, no Unicode format
+  character (category Cf: bidi overrides and isolates that make ``gpj.exe`` read as
+  ``exe.jpg``, zero-width spaces and joiners, soft hyphens), no line or paragraph
+  separator, no private-use character and no blank filler letter (Hangul fillers, braille
+  blank): what a person reading a listing cannot see, they cannot check. It is not ``.``,
+  ``..`` or ``.staging`` (reserved: the server's own staging folder is never in a view,
+  and no member-made folder may pass for it), and is at most 255 bytes in UTF-8; a whole
+  path at most 4096 bytes.
 - Containment on disk is decided by ``is_within`` (``os.path.commonpath`` on resolved
   paths), never by string prefixes (``/data/a`` is not inside ``/data/ab``).
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import os.path
 import re
+import unicodedata
 
 from intake.core.errors import InvalidName
 
@@ -22,6 +29,9 @@ ACCOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Zl", "Zp"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+RESERVED_NAMES = frozenset({"", ".", "..", ".staging"})
 
 VPath = tuple[str, ...]
 """A normalised client path: its segments below the view's root; ``()`` is ``/``."""
@@ -62,10 +72,15 @@ def to_text(vpath: VPath) -> str:
 
 def check_new_name(name: str) -> str:
     """Return ``name`` if a client may create a file or folder with it."""
-    if name in ("", ".", ".."):
+    if name in RESERVED_NAMES:
         raise InvalidName("reserved name")
     if _CONTROL.search(name):
         raise InvalidName("name contains a control character")
+    for char in name:
+        if unicodedata.category(char) in _UNSEEN_CATEGORIES or char in _BLANK_LETTERS:
+            raise InvalidName(
+                f"name contains an invisible or bidi control character (U+{ord(char):04X})"
+            )
     if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
         raise InvalidName("name longer than 255 bytes")
     return name

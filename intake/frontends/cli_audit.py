@@ -144,7 +144,8 @@ def cmd_verify(args: argparse.Namespace, load: Load) -> int:
     if args.public_key:
         trusted = [signing.load_verifier(Path(args.public_key))]
     else:
-        assert cfg is not None
+        if cfg is None:
+            raise UsageError("--public-key FILE is needed when no instance is given")
         trusted = signing.instance_verifiers(cfg.keys_dir)
         if not trusted:
             raise UsageError(

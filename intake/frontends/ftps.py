@@ -42,6 +42,7 @@ from pyftpdlib.ioloop import IOLoop
 from intake.adapters import oplog
 from intake.adapters.keys import TLS_CERT_FILE, TLS_KEY_FILE
 from intake.core.config import FtpsSection, Listen
+from intake.core.errors import StartupError
 from intake.core.model import Account
 from intake.frontends.ftps_fs import SessionFS
 from intake.frontends.ftps_tls import DataChannel, TlsMaterial
@@ -239,8 +240,8 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     def ftp_STOR(self, file: str, mode: str = "w") -> str | None:
         if self._restart_position:
             self._restart_position = 0
-            assert self.files is not None
-            self.files.refused("upload", "resume refused: an upload starts at byte 0", file)
+            if self.files is not None:
+                self.files.refused("upload", "resume refused: an upload starts at byte 0", file)
             self.respond("554 Resuming an upload is refused: send the whole file.")
             return None
         result: str | None = super().ftp_STOR(file, mode)
@@ -329,12 +330,15 @@ class FtpsService:
         new files do not load or do not match.
         """
         material = self._tls_material()
-        assert self._handler is not None
+        if self._handler is None:
+            raise StartupError("ftps: reload before start")
         self._handler.tls = material
         return material.fingerprint
 
     def _run(self, client: socket.socket, slot: Slot) -> None:
-        assert self._handler is not None
+        if self._handler is None:  # start() sets it before the listener accepts
+            client.close()
+            return
         stopping = self._listener.stopping
         ioloop = IOLoop()
         handler: ControlChannel | None = None

@@ -94,8 +94,9 @@ class Heartbeat:
         self._attempt(lambda: write_json(self._path, doc), self._path)
 
     def _write_textfile(self) -> None:
-        assert self._textfile is not None
         path = self._textfile
+        if path is None:
+            return
         self._attempt(lambda: write_textfile(path, self._metrics.render()), path)
 
     def _attempt(self, write: Callable[[], None], path: Path) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 from intake.adapters.holidays_fr import working_calendar
 from intake.core import policy as policy_mod
 from intake.core.clock import isoformat
+from intake.core.errors import IntakeError
 from intake.core.model import Role
 from intake.core.policy import Action, Plan, Policy
 from intake.services.instance import Instance
@@ -149,7 +150,8 @@ class Sweeper:
             plan.by_action(Action.FORWARD), {p.name: p for p in policies}, report
         )
         for decision in plan.by_action(Action.DESTROY):
-            assert decision.policy is not None
+            if decision.policy is None:  # the plan never destroys without a policy
+                raise IntakeError(f"entry {decision.entry.id}: destruction planned without policy")
             self.destroyer.destroy(self.catalog.get(decision.entry.id), decision.policy, report)
 
     def forward_one(self, entry_id: int) -> dict[str, Any]:

@@ -118,7 +118,8 @@ class Forwarder:
         report: SweepReport,
     ) -> None:
         target = vendor_target(self.cfg)
-        assert target is not None
+        if target is None:
+            raise UsageError("forwarding is off: [vendor] host is empty")
         session = VendorSession(target)
         try:
             session.connect()

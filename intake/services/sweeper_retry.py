@@ -2,20 +2,22 @@
 
 Rules:
 - One record per catalog entry (attempts, next try, last error) in
-  ``state/forward-retry.json``; a missing or unreadable book is an empty one (the worst
-  case is an early retry).
+  ``state/forward-retry.json``; a missing book is an empty one. An unreadable one is
+  kept aside (``forward-retry.json.bad``, ``.bad.1``...) with a warning, never silently
+  overwritten, and the sweep goes on with an empty book (the worst case is an early retry).
 - A failure waits ``retry_after`` seconds, doubled at each further failure up to
   ``retry_max``.
 - A success forgets the entry; the sweep keeps only the entries it planned to forward, so
   the book never outgrows the outbox.
-- The book is written whole to a temporary file, then renamed over the old one.
+- The book is written whole to a temporary file, fsynced, renamed over the old one, and
+  the folder fsynced: a crash leaves the old book or the new one, whole.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
+import logging
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from pathlib import Path
 from intake.core.clock import isoformat, parse_iso
 
 RETRY_NAME = "forward-retry.json"
+log = logging.getLogger("intake.sweeper")
 
 
 @dataclass
@@ -39,12 +42,42 @@ class RetryBook:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.items: dict[int, Retry] = {}
-        with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-            raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            self._set_aside(exc)
+            return
+        try:
+            raw = json.loads(text)
             self.items = {
                 int(k): Retry(int(v["attempts"]), parse_iso(v["next_at"]), str(v["error"]))
                 for k, v in raw.items()
             }
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._set_aside(exc)
+
+    def _set_aside(self, problem: Exception) -> None:
+        """Keep an unreadable book under a free ``.bad`` name (for a person to look at)."""
+        aside = self.path.with_name(f"{self.path.name}.bad")
+        number = 0
+        while aside.exists():
+            number += 1
+            aside = self.path.with_name(f"{self.path.name}.bad.{number}")
+        try:
+            os.rename(self.path, aside)
+        except OSError as exc:
+            log.warning(
+                "forward retry book %s unreadable (%s), not moved: %s", self.path, problem, exc
+            )
+            return
+        log.warning(
+            "forward retry book %s unreadable (%s): kept as %s; failed forwards may retry early",
+            self.path,
+            type(problem).__name__,
+            aside,
+        )
 
     @classmethod
     def of_state(cls, state_dir: Path) -> RetryBook:
@@ -73,5 +106,15 @@ class RetryBook:
             str(k): {"attempts": r.attempts, "next_at": isoformat(r.next_at), "error": r.error}
             for k, r in sorted(self.items.items())
         }
-        temp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(doc, indent=1).encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(temp, self.path)
+        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
