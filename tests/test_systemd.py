@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from intake.adapters.keys import ensure_tls_certificate, read_tls_pair
+from intake.adapters.systemd import Notifier
 from intake.core.clock import SystemClock
+from intake.frontends.heartbeat import Heartbeat
+from intake.services.metrics import Metrics
 from tests.clients import FtpsClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for
 
@@ -214,3 +217,30 @@ class TestUnits:
         text = (UNITS / "intake.service").read_text()
         for line in ("Type=notify", "WatchdogSec=", "NotifyAccess=main", "LoadCredential="):
             assert line in text
+
+
+class TestWatchdog:
+    def test_no_ping_while_a_front_end_is_down(self, tmp_path: Path, notify: NotifySocket) -> None:
+        """WATCHDOG=1 only while the daemon says every accept loop runs: a wedged
+        front-end lets systemd's watchdog fire."""
+        notifier = Notifier(notify.address, watchdog_usec=200_000)  # a ping every 0.1 s
+        healthy = [True]
+        heartbeat = Heartbeat(tmp_path, Metrics(), notifier, lambda: healthy[0], {})
+        try:
+            heartbeat.beat()
+            assert {"WATCHDOG": "1"} == notify.receive()
+            healthy[0] = False
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                heartbeat.beat()
+                time.sleep(heartbeat.tick)
+            notify.sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                notify.receive()
+            healthy[0] = True
+            time.sleep(heartbeat.tick)
+            heartbeat.beat()
+            notify.sock.settimeout(10)
+            assert {"WATCHDOG": "1"} == notify.receive()
+        finally:
+            notifier.close()
