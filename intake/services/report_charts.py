@@ -14,7 +14,7 @@ from html import escape
 
 WIDTH = 720
 HEIGHT = 240
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 28, 34
+LEFT, RIGHT, TOP, BOTTOM = 44, 12, 30, 36
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def bar_chart(title: str, months: list[str], series: list[Series], stacked: bool
             f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{tick}</text>'
         )
-    label_every = max(1, (count + 11) // 12)
+    label_every = max(1, -(-count // 8))  # at most 8 month labels, so they never overlap
     for i, month in enumerate(months):
         x0 = LEFT + i * slot
         base: float = TOP + plot_h
@@ -92,9 +92,9 @@ def bar_chart(title: str, months: list[str], series: list[Series], stacked: bool
     x = LEFT
     for s in series:
         parts.append(
-            f'<rect x="{x}" y="8" width="12" height="12" fill="{s.color}"/>'
-            f'<text x="{x + 16}" y="18" class="legend">{escape(s.label)}</text>'
+            f'<rect x="{x}" y="5" width="14" height="14" fill="{s.color}"/>'
+            f'<text x="{x + 19}" y="17" class="legend">{escape(s.label)}</text>'
         )
-        x += 28 + 7 * len(s.label)
+        x += 36 + 9 * len(s.label)
     parts.append("</svg>")
     return "".join(parts)

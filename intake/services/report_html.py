@@ -44,12 +44,15 @@ figcaption{font-weight:600;font-size:12px;margin:0 0 2px 4px}
 svg.chart{width:100%;height:auto;display:block}
 svg .grid{stroke:#e6e9ee;stroke-width:1}
 svg .axis{stroke:#8a94a3;stroke-width:1}
-svg .tick,svg .legend{font-size:11px;fill:#4a5361}
+svg .tick{font-size:13px;fill:#4a5361}
+svg .legend{font-size:15px;fill:#2a313c}
 table{width:100%;border-collapse:collapse;margin:4px 0 6px;font-size:11.5px}
 th{text-align:left;background:var(--band);border-bottom:2px solid var(--line);padding:4px 6px;
 font-weight:600}
 td{border-bottom:1px solid var(--line);padding:3px 6px;vertical-align:top}
-td.num,th.num{text-align:right;white-space:nowrap}
+th.num{text-align:right}
+td.num{text-align:right;white-space:nowrap}
+td.name{white-space:nowrap;font-weight:600}
 td.when{white-space:nowrap}
 .hash{font-family:"DejaVu Sans Mono",monospace;font-size:10.5px;word-break:break-all}
 .empty{color:var(--muted);font-style:italic}
@@ -347,7 +350,7 @@ class _Page:
             for a in accounts
         ]
         heads = [
-            (t["member"], ""), (t["c_backups"], "num"), (t["c_volume"], "num"),
+            (t["member"], "name"), (t["c_backups"], "num"), (t["c_volume"], "num"),
             (t["last_arrival"], "when"), (t["c_reads"], "num"), (t["c_forwarded"], "num"),
             (t["c_destroyed"], "num"), (t["c_refused"], "num"), (t["c_logins"], "num"),
         ]  # fmt: skip
