@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from paramiko.sftp import CMD_DATA, CMD_EXTENDED_REPLY, CMD_HANDLE, SFTP_FAILURE, SFTP_OK
 
+from intake.core.config import load
+from intake.core.errors import ConfigError
 from intake.frontends.sftp_files import MAX_MESSAGE
 from intake.services.files import MAX_READ
 from tests.attacks import RawSftp
@@ -355,3 +357,52 @@ class TestSpecialFiles:
         assert "real.bak" in listed and "trap.bak" not in listed
         refusals = [r for r in instance.audit("denied") if r.get("path") == "/trap.bak"]
         assert 1 == len(refusals)
+
+
+class TestAccountLimitOverFtps:
+    def test_an_open_sftp_file_counts_against_ftps_downloads(self, instance: TestInstance) -> None:
+        """max_account_open_files spans protocols: FTPS RETR is refused naming the limit."""
+        configure(instance, "max_account_open_files = 1")
+        members(instance)
+        instance.area("mairie-a").mkdir(parents=True)
+        (instance.area("mairie-a") / "file.bak").write_bytes(b"x")
+        with running(instance) as server:
+            raw = RawSftp(*server.sftp, "mairie-a", PASSWORD)
+            raw.open_read("/file.bak")
+            handle = raw.handle(raw.reply())
+            ftps = connect(server, "ftps", "mairie-a")
+            with pytest.raises(ftplib.error_perm, match="max_account_open_files"):
+                ftps.ftp.retrbinary("RETR /file.bak", lambda _: None)  # type: ignore[attr-defined]
+            raw.close_handle(handle)
+            assert SFTP_OK == raw.reply().status()[0]
+            assert b"x" == ftps.download("/file.bak")
+            ftps.close()
+            raw.close()
+
+
+class TestLimitsConfig:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ('max_file_size = "64 GiB"', 64 * 1024 * MIB),
+            ("max_file_size = 1000", 1000),
+            ('account_quota = "500 MiB"', 500 * MIB),
+            ('account_quota = ""', 0),
+        ],
+    )
+    def test_sizes(self, tmp_path: Path, text: str, expected: int) -> None:
+        """Sizes are bytes or "N KiB|MiB|GiB|TiB"; an empty quota is off."""
+        conf = tmp_path / "intake.toml"
+        conf.write_text(f"[limits]\n{text}\n")
+        limits = load(conf).limits
+        assert expected == getattr(limits, text.split()[0])
+
+    @pytest.mark.parametrize(
+        "text", ['max_file_size = "lots"', 'max_file_size = ""', "max_open_handles = 0"]
+    )
+    def test_bad_sizes_name_the_key(self, tmp_path: Path, text: str) -> None:
+        """A wrong value is a ConfigError naming limits.<key>."""
+        conf = tmp_path / "intake.toml"
+        conf.write_text(f"[limits]\n{text}\n")
+        with pytest.raises(ConfigError, match=f"limits.{text.split()[0]}"):
+            load(conf)

@@ -27,7 +27,7 @@ from pyftpdlib.filesystems import AbstractedFS
 
 from intake.adapters.storage import EntryStat
 from intake.core.authz import Op
-from intake.core.errors import Denied, IntakeError, InvalidName, NotFound
+from intake.core.errors import Denied, IntakeError, InvalidName, LimitExceeded, NotFound
 from intake.core.paths import normalize, to_text
 from intake.services.files import Download, FileSession, Upload
 
@@ -47,6 +47,8 @@ def _call(action: Callable[..., T], *args: Any) -> T:
         raise FilesystemError(DENIED_TEXT) from None
     except NotFound:
         raise FilesystemError(MISSING_TEXT) from None
+    except LimitExceeded as exc:  # its text names the limit (too many open files...)
+        raise FilesystemError(str(exc)) from None
     except IntakeError:
         raise FilesystemError("Operation failed") from None
 
