@@ -28,7 +28,7 @@ from typing import Any
 from intake.adapters import audit as audit_mod
 from intake.adapters import audit_chain
 from intake.adapters.catalog import Catalog, Entry
-from intake.core.clock import parse_iso
+from intake.core.clock import isoformat, parse_iso
 from intake.core.model import Role
 from intake.services import documents
 from intake.services.instance import Instance
@@ -201,7 +201,7 @@ def _destructions(catalog: Catalog, account: str, window: Window) -> list[Destru
                     e.path,
                     e.size,
                     e.sha256,
-                    e.received_at.isoformat(),
+                    isoformat(e.received_at),
                     e.destroyed_at,
                     e.policy or "",
                     "",

@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import os
@@ -69,6 +70,10 @@ def last_complete_month(now: _dt.datetime) -> tuple[str, Window]:
     return start.strftime("%Y-%m"), Window(start, start_of_this)
 
 
+def _file_name(member: str | None) -> str:
+    return SUMMARY if member is None else f"{member}.html"
+
+
 def write_monthly(instance: Instance, now: _dt.datetime) -> list[Path]:
     """Make the missing reports of the last complete month; returns the files written."""
     cfg = instance.config
@@ -78,11 +83,21 @@ def write_monthly(instance: Instance, now: _dt.datetime) -> list[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o750)
         (cfg.log_dir / FOLDER).chmod(0o750)
-        for name in [*member_names(instance), None]:
-            target = folder / (SUMMARY if name is None else f"{name}.html")
-            if target.exists():
-                continue
-            write_file(target, build(instance, name, window, cfg.reports.lang))
+        names = member_names(instance)
+        missing = [n for n in [*names, None] if not (folder / _file_name(n)).exists()]
+        if not missing:
+            return written
+        # One pass over the catalog and the month's audit files serves every member.
+        key_id = documents.audit_signer(cfg).key_id
+        data = gather(instance, names, window, "all", key_id)
+        pages = {
+            a.account: dataclasses.replace(data, scope="account", accounts=[a])
+            for a in data.accounts
+        }
+        for name in missing:
+            target = folder / _file_name(name)
+            page = data if name is None else pages[name]
+            write_file(target, report_html.render(page, cfg.reports.lang))
             written.append(target)
     except (OSError, IntakeError) as exc:
         log.warning("monthly reports of %s: %s", month, exc)
