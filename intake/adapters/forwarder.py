@@ -22,6 +22,12 @@ Rules:
   ``x.e42.zip``), checked the same way. So two technicians' ``/outbox/x.zip`` (or one
   technician's weekly ``x.zip``) never collide at the vendor; ``ForwardError`` only if the
   entry's own name also holds other content.
+- Authentication: the key (``[vendor] key``) when there is one; the password
+  (``[vendor] password_file``) when there is no key, or when the vendor asks for it
+  after the key (``AuthenticationMethods publickey,password``). A vendor that takes no
+  ``password`` method but ``keyboard-interactive`` gets the same password as the answer
+  to its hidden prompts (PAM's "Password:"). Each method is tried once; the password is
+  never in argv, a log line or an error message (``Secret``).
 - Every failure is a ``ForwardError`` whose message says what happened, without secrets.
 """
 
@@ -41,6 +47,7 @@ from types import TracebackType
 
 import paramiko
 
+from intake.adapters.secrets import Secret
 from intake.core.errors import IntakeError
 
 CHUNK = 256 * 1024
@@ -72,11 +79,12 @@ class VendorTarget:
     host: str
     port: int
     user: str
-    key_file: Path
+    key_file: Path | None
     known_hosts: Path
     remote_dir: str = "/"
     verify: str = "size"
     timeout: float = 30.0
+    password: Secret | None = None
 
     @property
     def known_hosts_name(self) -> str:
@@ -202,14 +210,62 @@ class VendorSession:
 
     def _authenticate(self, transport: paramiko.Transport) -> None:
         target = self.target
+        allowed: list[str] = []
+        if target.key_file is not None:
+            try:
+                key = paramiko.PKey.from_path(target.key_file)
+            except (OSError, paramiko.SSHException, ValueError) as exc:
+                raise ForwardError(f"cannot load the vendor key {target.key_file}: {exc}") from None
+            try:
+                allowed = transport.auth_publickey(target.user, key)
+            except paramiko.BadAuthenticationType as exc:
+                if target.password is None:
+                    raise self._refused("key", exc) from None
+                allowed = list(exc.allowed_types)
+            except paramiko.SSHException as exc:
+                raise self._refused("key", exc) from None
+            if transport.is_authenticated():
+                return
+            if target.password is None:
+                raise ForwardError(
+                    f"the vendor wants more than the key for {target.user!r} "
+                    f"({', '.join(allowed) or 'nothing offered'}): set [vendor] password_file"
+                )
+        if target.password is None:
+            raise ForwardError("no vendor key and no vendor password_file: cannot log in")
+        self._auth_password(transport, target.password, allowed)
+
+    def _refused(self, what: str, exc: Exception) -> ForwardError:
+        return ForwardError(
+            f"the vendor refused the login of {self.target.user!r} with the {what}: "
+            f"{type(exc).__name__}"
+        )
+
+    def _auth_password(
+        self, transport: paramiko.Transport, password: Secret, allowed: list[str]
+    ) -> None:
+        user = self.target.user
+        if not allowed or "password" in allowed:
+            try:
+                transport.auth_password(user, password.reveal(), fallback=False)
+                return
+            except paramiko.BadAuthenticationType as exc:
+                allowed = list(exc.allowed_types)
+            except paramiko.SSHException as exc:
+                raise self._refused("password", exc) from None
+        if "keyboard-interactive" not in allowed:
+            raise ForwardError(
+                f"the vendor takes neither a password nor keyboard-interactive for {user!r} "
+                f"(it offers: {', '.join(allowed) or 'nothing'})"
+            )
+
+        def answer(_title: str, _instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:
+            return ["" if echo else password.reveal() for _text, echo in prompts]
+
         try:
-            key = paramiko.PKey.from_path(target.key_file)
-        except (OSError, paramiko.SSHException, ValueError) as exc:
-            raise ForwardError(f"cannot load the vendor key {target.key_file}: {exc}") from None
-        try:
-            transport.auth_publickey(target.user, key)
+            transport.auth_interactive(user, answer)
         except paramiko.SSHException as exc:
-            raise ForwardError(f"the vendor refused the login of {target.user!r}: {exc}") from None
+            raise self._refused("password (keyboard-interactive)", exc) from None
 
     def close(self) -> None:
         if self._sftp is not None:

@@ -25,6 +25,7 @@ from intake.adapters.forwarder import (
     VendorTarget,
     remote_path_for,
 )
+from intake.adapters.secrets import load_secret
 from intake.core.clock import isoformat
 from intake.core.config import Config
 from intake.core.errors import UsageError
@@ -42,14 +43,22 @@ def vendor_target(cfg: Config) -> VendorTarget | None:
     vendor = cfg.vendor
     if not vendor.host:
         return None
-    for key in ("user", "key", "known_hosts"):
+    for key in ("user", "known_hosts"):
         if not getattr(vendor, key):
             raise UsageError(f"{cfg.file}: vendor.{key}: needed when vendor.host is set")
+    if not vendor.key and not vendor.password_file:
+        raise UsageError(
+            f"{cfg.file}: vendor.key: a key or a password_file is needed when vendor.host is set"
+        )
+    password = None
+    if vendor.password_file:
+        password = load_secret(vendor.password_file, cfg.root, cfg.file, "vendor.password_file")
     return VendorTarget(
         host=vendor.host,
         port=vendor.port,
         user=vendor.user,
-        key_file=cfg.resolve(vendor.key),
+        key_file=cfg.resolve(vendor.key) if vendor.key else None,
+        password=password,
         known_hosts=cfg.resolve(vendor.known_hosts),
         remote_dir=vendor.remote_dir or "/",
         verify=cfg.sweeper.forward_verify,

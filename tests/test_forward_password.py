@@ -1,0 +1,233 @@
+"""Forwarding with the login and password the vendor issued: a REAL OpenSSH ``sshd`` on
+loopback, a temporary system user with a password (created with ``useradd`` and
+``chpasswd``, removed at the end), password authentication, keyboard-interactive through
+PAM, and key + password together. The host key stays pinned in every case.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TestInstance
+from tests.test_forward import SSHD, Vendor, deposit, entry, keygen, sweep
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(SSHD) or not shutil.which("useradd"),
+    reason="needs root, OpenSSH sshd and useradd",
+)
+LATER = "2031-01-01T00:00:00Z"
+
+
+@dataclass
+class VendorUser:
+    name: str
+    password: str
+
+
+@pytest.fixture(scope="module")
+def vendor_user() -> Iterator[VendorUser]:
+    """A system user with a password, as the vendor's server would have."""
+    user = VendorUser(f"intakev{os.getpid() % 100000}", secrets.token_urlsafe(18))
+    subprocess.run(
+        ["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", user.name],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(["chpasswd"], input=f"{user.name}:{user.password}\n", text=True, check=True)
+        yield user
+    finally:
+        subprocess.run(["userdel", user.name], check=False, capture_output=True)
+
+
+def start_vendor(user: VendorUser, auth: str) -> Vendor:
+    """An sshd whose authentication lines are ``auth``; ``/upload`` belongs to ``user``."""
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="intake-vendorpw-", dir="/run"))
+    base.chmod(0o755)
+    vendor = Vendor(base)
+    vendor.upload.mkdir(parents=True)
+    vendor.root.chmod(0o755)
+    shutil.chown(vendor.upload, user.name)
+    keygen(base / "hostkey")
+    keygen(vendor.client_key)
+    shutil.copy(base / "client.pub", base / "authorized_keys")
+    (base / "sshd_config").write_text(
+        f"HostKey {base}/hostkey\n"
+        f"PidFile {base}/sshd.pid\n"
+        f"AuthorizedKeysFile {base}/authorized_keys\n"
+        "ListenAddress 127.0.0.1\n"
+        "StrictModes no\n"
+        f"AllowUsers {user.name}\n"
+        "AllowTcpForwarding no\nX11Forwarding no\n"
+        "Subsystem sftp internal-sftp\n"
+        f"ChrootDirectory {vendor.root}\n"
+        "ForceCommand internal-sftp\n"
+        "LogLevel VERBOSE\n" + auth
+    )
+    vendor.start()
+    return vendor
+
+
+@pytest.fixture
+def vendor_factory(vendor_user: VendorUser) -> Iterator[list[Vendor]]:
+    started: list[Vendor] = []
+    yield started
+    for vendor in started:
+        vendor.stop()
+        shutil.rmtree(vendor.base, ignore_errors=True)
+
+
+def configure(instance: TestInstance, vendor: Vendor, user: VendorUser, key: bool = False) -> Path:
+    """``[vendor]`` with the password in a 0600 file (and the key when ``key``)."""
+    secret = instance.root / "vendor-password"
+    secret.write_text(user.password + "\n")
+    secret.chmod(0o600)
+    (instance.root / "vendor_known_hosts").write_text(vendor.known_hosts_line())
+    with instance.config_file.open("a") as conf:
+        conf.write(
+            "[vendor]\n"
+            'host = "127.0.0.1"\n'
+            f"port = {vendor.port}\n"
+            f'user = "{user.name}"\n'
+            + (f'key = "{vendor.client_key}"\n' if key else "")
+            + 'password_file = "vendor-password"\n'
+            'known_hosts = "vendor_known_hosts"\n'
+            'remote_dir = "/upload"\n'
+        )
+    instance.add_account("tech", role="technician")
+    return secret
+
+
+def forwards_one(instance: TestInstance, vendor: Vendor, user: VendorUser, how: str) -> None:
+    """An outbox file reaches the vendor, which says it logged the user in ``how``."""
+    data = os.urandom(200_000)
+    entry_id = deposit(instance, "contrat.zip", data)
+    proc = sweep(instance, "--now", LATER)
+    assert 0 == proc.returncode, proc.stdout + proc.stderr
+    assert {"contrat.zip": data} == vendor.files()
+    assert entry(instance, entry_id)["forwarded_at"]
+    assert user.password not in proc.stdout + proc.stderr
+    assert user.password not in "".join(
+        p.read_text() for p in (instance.root / "log").glob("*.jsonl")
+    )
+    assert f"Accepted {how} for {user.name}" in (vendor.base / "sshd.log").read_text()
+
+
+class TestVendorPassword:
+    def test_password_authentication(
+        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+    ) -> None:
+        """A vendor that issued a login and password (no key): the outbox file arrives,
+        byte for byte; the password is in no output and no audit record."""
+        vendor = start_vendor(
+            vendor_user,
+            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
+            "KbdInteractiveAuthentication no\n",
+        )
+        vendor_factory.append(vendor)
+        configure(instance, vendor, vendor_user)
+        forwards_one(instance, vendor, vendor_user, "password")
+
+    def test_keyboard_interactive_through_pam(
+        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+    ) -> None:
+        """A vendor that asks through keyboard-interactive (PAM's "Password:" prompt) gets
+        the same password as the answer."""
+        vendor = start_vendor(
+            vendor_user,
+            "UsePAM yes\nPubkeyAuthentication no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication yes\n",
+        )
+        vendor_factory.append(vendor)
+        configure(instance, vendor, vendor_user)
+        forwards_one(instance, vendor, vendor_user, "keyboard-interactive/pam")
+
+    def test_key_then_password_when_the_vendor_requires_both(
+        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+    ) -> None:
+        """``AuthenticationMethods publickey,password``: the key, then the password."""
+        vendor = start_vendor(
+            vendor_user,
+            "UsePAM no\nPubkeyAuthentication yes\nPasswordAuthentication yes\n"
+            "KbdInteractiveAuthentication no\nAuthenticationMethods publickey,password\n",
+        )
+        vendor_factory.append(vendor)
+        configure(instance, vendor, vendor_user, key=True)
+        forwards_one(instance, vendor, vendor_user, "password")
+        assert "Partial publickey" in (vendor.base / "sshd.log").read_text()
+
+    def test_a_wrong_password_fails_without_saying_it(
+        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+    ) -> None:
+        """A refused password: nothing sent, forward.failed names the user, never a password."""
+        vendor = start_vendor(
+            vendor_user,
+            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
+            "KbdInteractiveAuthentication no\n",
+        )
+        vendor_factory.append(vendor)
+        secret = configure(instance, vendor, vendor_user)
+        secret.write_text("not-the-password-123\n")
+        deposit(instance, "contrat.zip", b"data")
+        proc = sweep(instance, "--now", LATER)
+        assert 1 == proc.returncode
+        assert {} == vendor.files()
+        [failed] = instance.audit("forward.failed")
+        assert f"refused the login of '{vendor_user.name}'" in str(failed["reason"])
+        everything = proc.stdout + proc.stderr + str(instance.audit())
+        assert "not-the-password-123" not in everything
+
+    def test_a_password_file_others_can_read_is_not_used(
+        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+    ) -> None:
+        """A group-readable password file: ``intake forward`` refuses with one clear line
+        (exit 2) and the vendor sees no connection attempt with it."""
+        vendor = start_vendor(
+            vendor_user,
+            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
+            "KbdInteractiveAuthentication no\n",
+        )
+        vendor_factory.append(vendor)
+        secret = configure(instance, vendor, vendor_user)
+        secret.chmod(0o640)
+        entry_id = deposit(instance, "contrat.zip", b"data")
+        proc = instance.cli("forward", str(entry_id))
+        assert 2 == proc.returncode
+        assert "vendor.password_file" in proc.stderr
+        assert "chmod 600" in proc.stderr
+        assert 1 == len(proc.stderr.strip().splitlines())
+        assert {} == vendor.files()
+
+    def test_the_host_key_is_still_pinned(
+        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+    ) -> None:
+        """Another host key than the pinned one: the password is never sent, nothing is."""
+        vendor = start_vendor(
+            vendor_user,
+            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
+            "KbdInteractiveAuthentication no\n",
+        )
+        vendor_factory.append(vendor)
+        configure(instance, vendor, vendor_user)
+        other = keygen(instance.root / "other-hostkey")
+        kind, blob = other.with_suffix(".pub").read_text().split()[:2]
+        (instance.root / "vendor_known_hosts").write_text(
+            f"[127.0.0.1]:{vendor.port} {kind} {blob}\n"
+        )
+        deposit(instance, "contrat.zip", b"data")
+        proc = sweep(instance, "--now", LATER)
+        assert 1 == proc.returncode
+        [failed] = instance.audit("forward.failed")
+        assert "host key changed" in str(failed["reason"])
+        assert "Accepted password" not in (vendor.base / "sshd.log").read_text()
+        assert "Failed password" not in (vendor.base / "sshd.log").read_text()
