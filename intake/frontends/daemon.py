@@ -50,7 +50,6 @@ import threading
 from typing import Protocol
 
 from intake.adapters import oplog
-from intake.adapters.diskspace import DiskReserve
 from intake.adapters.locks import FileLock, LockBusy, recovery_lock, serve_lock
 from intake.adapters.systemd import Notifier
 from intake.core.config import Listen
@@ -119,8 +118,7 @@ class Daemon:
         plans: list[tuple[str, Listen]] = [("sftp", cfg.sftp.listen), ("ftps", cfg.ftps.listen)]
         try:
             bound: list[tuple[str, FrontEnd, Listen]] = []
-            reserve = DiskReserve(cfg.data_dir, cfg.limits.min_free_space)
-            self.alerts = AlertsLoop(inst.alerts, reserve)
+            self.alerts = AlertsLoop(inst.alerts, inst.budget.reserve)
             self.alerts.start()
             for name, listen in plans:
                 if not listen.enabled:

@@ -8,6 +8,11 @@ Rules:
   its uploads still arriving may not exceed it. The area is measured on disk when an
   upload opens (the sweeper, another process, may have destroyed files since); bytes are
   counted as they arrive, so the quota holds while the upload runs, not only at its end.
+- Disk reserve (``min_free_space``, ``reserve``): an upload is refused at open when the
+  data folder's free space is below the reserve, and while it arrives the free space is
+  measured again after every ``CHECK_EVERY`` bytes received over all uploads (and at
+  every write while it is low), so the disk never fills up; the audit log and the
+  catalog never ask, they may use the reserve.
 - One lock guards the counters; nothing here blocks on I/O while holding it except the
   area walk's result being stored.
 """
@@ -18,14 +23,18 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 
+from intake.adapters.diskspace import CHECK_EVERY, DiskReserve, DiskSpace
 from intake.core.config import LimitsSection
 
 
 class Budget:
     """Per-account counters shared by every session of one server."""
 
-    def __init__(self, limits: LimitsSection) -> None:
+    def __init__(self, limits: LimitsSection, reserve: DiskReserve | None = None) -> None:
         self.limits = limits
+        self.reserve = reserve
+        self._unmeasured = 0
+        self._low = False
         self._lock = threading.Lock()
         self._open: dict[str, int] = defaultdict(int)
         self._disk: dict[str, int] = {}
@@ -82,3 +91,19 @@ class Budget:
             self._arriving[account] = max(0, self._arriving[account] - arrived)
             if kept:
                 self._disk[account] = self._disk.get(account, 0) + arrived
+
+    # -- disk reserve ----------------------------------------------------------------
+
+    def below_reserve(self, grown: int, now: bool = False) -> DiskSpace | None:
+        """The measure when the disk is below its reserve (refuse), else None. ``now``
+        measures at once (an upload opening); else every ``CHECK_EVERY`` bytes."""
+        if self.reserve is None or not (self.reserve.rule.percent or self.reserve.rule.amount):
+            return None
+        with self._lock:
+            self._unmeasured += max(grown, 0)
+            if not (now or self._low or self._unmeasured >= CHECK_EVERY):
+                return None
+            self._unmeasured = 0
+        space = self.reserve.measure()
+        self._low = space.low
+        return space if space.low else None

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from intake.adapters.audit import AuditLog, display
+from intake.adapters.diskspace import DiskSpace
 from intake.adapters.storage import EntryStat, StagedUpload, Storage
 from intake.core import authz
 from intake.core.authz import Area, Location, Op
@@ -148,6 +149,20 @@ class Download:
             self._session._audit("download", path=self.path, size=self.size, bytes=self.bytes_read)
 
 
+NO_SPACE_REASON = "the server is short of disk space, try again later"
+NO_SPACE_TEXT = f"upload refused: {NO_SPACE_REASON}"
+
+
+def reserve_reason(space: DiskSpace) -> str:
+    """The audit's reason for an upload refused at the disk reserve."""
+    return f"disk reserve: {space.free} bytes free, below min_free_space ({space.reserve} bytes)"
+
+
+def space_fields(space: DiskSpace | None) -> dict[str, int]:
+    """``free`` and ``reserve`` for the audit record (the alert's trigger), if any."""
+    return {} if space is None else {"free": space.free, "reserve": space.reserve}
+
+
 class Upload:
     """An open upload: bytes go to staging until ``close`` puts the file in place."""
 
@@ -160,6 +175,7 @@ class Upload:
         self._extent = Extent()
         self._counted = 0  # bytes counted against the account's quota
         self._limited = False  # a limit (not the disk) ended it
+        self._space: DiskSpace | None = None  # the disk reserve ended it
 
     @property
     def size(self) -> int:
@@ -167,7 +183,10 @@ class Upload:
 
     @property
     def refused_by_limit(self) -> str | None:
-        """Why a limit ended this upload (its size, a hole, the quota), or None."""
+        """Why a limit (its size, a hole, the quota, the disk reserve) ended this upload,
+        as the client may be told, or None."""
+        if self._space is not None:
+            return NO_SPACE_REASON
         return self.failed if self._limited else None
 
     def _limit(self, offset: int, length: int) -> str | None:
@@ -180,6 +199,10 @@ class Upload:
         except ValueError as exc:
             return f"sparse write refused: {exc}"
         grown = offset + length - self._extent.end
+        space = self._session.budget.below_reserve(grown)
+        if space is not None:
+            self._space = space
+            return reserve_reason(space)
         refusal = self._session.budget.arrive(self._session.account.name, grown)
         if refusal is None and grown > 0:
             self._counted += grown
@@ -189,14 +212,14 @@ class Upload:
         """Store bytes; a limit or a storage failure (disk full) ends the upload for good."""
         if self.failed:
             if self._limited:
-                raise LimitExceeded(f"upload refused: {self.failed}", Op.UPLOAD.value, self.path)
+                raise self._refusal()
             raise IntakeError("upload failed")
         refusal = self._limit(offset, len(data))
         if refusal is not None:
             self.failed, self._limited = refusal, True
-            self._session._deny(Op.UPLOAD, self.path, refusal)
+            self._session._deny(Op.UPLOAD, self.path, refusal, **space_fields(self._space))
             self.abort(refusal)
-            raise LimitExceeded(f"upload refused: {refusal}", Op.UPLOAD.value, self.path)
+            raise self._refusal()
         try:
             self._staged.write(offset, data)
         except OSError as exc:
@@ -204,6 +227,11 @@ class Upload:
             self.abort(self.failed)
             raise IntakeError("upload failed") from None
         self._extent.add(offset, len(data))
+
+    def _refusal(self) -> LimitExceeded:
+        """What the client is told: the limit, or that the server is short of space."""
+        text = NO_SPACE_TEXT if self._space is not None else f"upload refused: {self.failed}"
+        return LimitExceeded(text, Op.UPLOAD.value, self.path)
 
     def close(self) -> None:
         """The client closed the file: it is received, or ``Denied`` if its name was taken,
@@ -215,7 +243,7 @@ class Upload:
         """
         if self.failed:
             if self._limited:
-                raise LimitExceeded(f"upload refused: {self.failed}", Op.UPLOAD.value, self.path)
+                raise self._refusal()
             raise IntakeError("upload failed")
         if self._staged.done:
             return
@@ -310,9 +338,9 @@ class FileSession:
             except Exception:
                 log.exception("file-event listener %r failed on %s", listener, what)
 
-    def _deny(self, op: Op | str, path: str, reason: str) -> Denied:
+    def _deny(self, op: Op | str, path: str, reason: str, **extra: object) -> Denied:
         operation = op.value if isinstance(op, Op) else op
-        self._audit("denied", operation=operation, path=path, reason=reason)
+        self._audit("denied", operation=operation, path=path, reason=reason, **extra)
         return Denied(reason, operation, path)
 
     def _over(self, op: Op, text: str, reason: str) -> LimitExceeded:
@@ -459,6 +487,10 @@ class FileSession:
         location, text = self._locate(client_path, Op.UPLOAD)
         self._take_file(Op.UPLOAD, text)
         try:
+            space = self.budget.below_reserve(0, now=True)
+            if space is not None:
+                self._deny(Op.UPLOAD, text, reserve_reason(space), **space_fields(space))
+                raise LimitExceeded(NO_SPACE_TEXT, Op.UPLOAD.value, text)
             self.budget.measure(
                 self.account.name,
                 lambda: self._storage.area_usage(location.area, location.owner),

@@ -21,6 +21,7 @@ from intake.adapters import keys, signing
 from intake.adapters.accounts import AccountStore
 from intake.adapters.audit import AuditLog
 from intake.adapters.catalog import Catalog
+from intake.adapters.diskspace import DiskReserve
 from intake.adapters.storage import Storage
 from intake.core import config as config_mod
 from intake.core.clock import Clock, SystemClock
@@ -172,6 +173,6 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         catalog=catalog,
         receipts=Receipts(cfg, catalog),
         metrics=metrics,
-        budget=Budget(cfg.limits),
+        budget=Budget(cfg.limits, DiskReserve(cfg.data_dir, cfg.limits.min_free_space)),
         alerts=alerts,
     )
