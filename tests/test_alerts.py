@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ import pytest
 from intake.adapters.audit import AuditLog
 from intake.core.alerts import Alert
 from intake.core.clock import FixedClock
-from intake.core.config import load
+from intake.core.config import load, parse
+from intake.core.errors import ConfigError
 from intake.services.alerts import Alerts, queue_status
 from intake.services.alerts_loop import AlertsLoop
 from tests.clients import SftpClient
@@ -450,3 +452,31 @@ class TestAuditVerify:
         assert log_file.name in got.body
         assert "mairie-x" in log_file.read_text()
         assert [] == [r for r in instance.audit("alert")]
+
+
+class TestAlertsSettings:
+    @pytest.mark.parametrize(
+        ("body", "key"),
+        [
+            ('smtp_host = "mail.example.fr"\nrecipients = []', "alerts.recipients"),
+            ('smtp_host = "mail.example.fr"\nrecipients = ["not an address"]', "alerts.recipients"),
+            (
+                'smtp_host = "10.1.2.3"\nsmtp_tls = "none"\nrecipients = ["a@b.fr"]',
+                "alerts.smtp_tls",
+            ),
+            ('smtp_tls = "ssl"', "alerts.smtp_tls"),
+            ('sender = "intake@x.fr\\r\\nBcc: evil@x.fr"', "alerts.sender"),
+            ('digest = "8h"', "alerts.digest"),
+            ('throttle = "soon"', "alerts.throttle"),
+        ],
+    )
+    def test_mistakes_name_the_key(self, tmp_path: Path, body: str, key: str) -> None:
+        """Each mistake is one ConfigError naming the file and the key."""
+        with pytest.raises(ConfigError, match=re.escape(f"intake.toml: {key}")):
+            parse(f"[alerts]\n{body}\n", tmp_path / "intake.toml")
+
+    def test_defaults(self, tmp_path: Path) -> None:
+        """Off by default; STARTTLS on 587; 15-minute throttle; no digest."""
+        alerts = parse("", tmp_path / "intake.toml").alerts
+        shown = (alerts.enabled, alerts.port, alerts.throttle, alerts.digest)
+        assert (False, 587, 900, "") == shown

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from intake.core.clock import SystemClock
+from intake.core.config import parse_free_space
+from intake.core.errors import ConfigError
 from intake.services.instance import init_instance
 from tests.clients import FtpsClient, Refused
 from tests.conftest import TestInstance, connect, running, wait_for, write_test_config
@@ -150,3 +152,25 @@ class TestDiskReserve:
             client.upload("/tiny.bak", b"tiny")
             client.close()
         assert (small.area("mairie-a") / "tiny.bak").exists()
+
+
+class TestMinFreeSpaceSetting:
+    @pytest.mark.parametrize(
+        ("text", "total", "expected"),
+        [
+            ("5% or 2 GiB", 100 * 1024**3, 2 * 1024**3),  # a large volume: 2 GiB
+            ("5% or 2 GiB", 10 * 1024**3, 512 * MIB),  # a small one: 5 %
+            ("10%", 1000 * MIB, 100 * MIB),
+            ("500 MiB", 10 * 1024**3, 500 * MIB),
+            ("0", 10 * 1024**3, 0),
+        ],
+    )
+    def test_forms(self, text: str, total: int, expected: int) -> None:
+        """A share, an amount, both (the smaller applies) or "0" (off)."""
+        assert expected == parse_free_space(text, "intake.toml", "k").bytes_of(total)
+
+    @pytest.mark.parametrize("text", ["5 potatoes", "150%", "5% or 6%", "1 GiB or 2 GiB", ""])
+    def test_mistakes_name_the_key(self, text: str) -> None:
+        """A wrong value is one error naming the file and the key."""
+        with pytest.raises(ConfigError, match=r"intake\.toml: limits\.min_free_space"):
+            parse_free_space(text, "intake.toml", "limits.min_free_space")

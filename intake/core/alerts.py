@@ -130,10 +130,11 @@ KINDS: dict[str, KindText] = {
 
 LABELS = {
     "account": "compte",
+    "path": "chemin",
+    "entry": "entrée du catalogue",
     "ip": "adresse",
     "protocol": "protocole",
     "reason": "motif",
-    "entry": "entrée du catalogue",
     "size": "taille (octets)",
     "sha256": "SHA-256 enregistré",
     "actual_sha256": "SHA-256 trouvé",
@@ -144,7 +145,6 @@ LABELS = {
     "attempt": "tentatives",
     "first_bad": "premier enregistrement en cause",
     "record": "enregistrement",
-    "path": "chemin",
 }
 
 
@@ -209,6 +209,12 @@ class Message:
         return json.dumps(self.payload, ensure_ascii=False, indent=1).encode("utf-8")
 
 
+def _ordered(details: dict[str, str]) -> list[tuple[str, str]]:
+    """Facts in ``LABELS`` order (who, what, where first), the others after."""
+    order = {k: n for n, k in enumerate(LABELS)}
+    return sorted(details.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+
+
 def _when(moment: _dt.datetime) -> str:
     return moment.astimezone(_dt.UTC).strftime("%d/%m/%Y %H:%M:%S UTC")
 
@@ -241,13 +247,17 @@ def compose(alerts: list[Alert], server: str, instance: str) -> Message:
     if shown:
         lines += ["", "Détails :"]
         for a in shown:
-            facts = "; ".join(
-                f"{LABELS.get(k, k)} : {one_line(v)}" for k, v in sorted(a.details.items())
-            )
-            prefix = f"  - {_when(a.at)} : " if count > 1 else "  "
-            lines.append(prefix + facts)
+            facts = [f"{LABELS.get(k, k)} : {one_line(v)}" for k, v in _ordered(a.details)]
+            if count == 1:
+                lines += [f"  {f}" for f in facts]
+            else:
+                lines.append(f"  - {_when(a.at)} : " + "; ".join(facts))
+    entries = sorted({a.details["entry"] for a in alerts if "entry" in a.details})
     lines += ["", "À vérifier :"]
-    lines += [f"  - {c}" for c in text.checks]
+    for check in text.checks:
+        if "show ID" in check and entries:
+            check = check.replace("show ID", f"show {' / '.join(entries[:5])}")
+        lines.append(f"  - {check}")
     lines += [
         "",
         "-- ",
