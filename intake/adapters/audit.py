@@ -161,9 +161,10 @@ class AuditLog:
         other threads' records are still fsynced one by one."""
         return self._sink.batch()
 
-    def checkpoint(self, reason: str = "request") -> CheckpointInfo | None:
-        """Sign the records not yet signed; the last checkpoint (None without a key)."""
-        return self.chain.checkpoint(reason)
+    def checkpoint(self, reason: str = "request", force: bool = False) -> CheckpointInfo | None:
+        """Sign the records not yet signed (``force``: write one anyway); the last
+        checkpoint (None without a key). ``AuditUnavailable`` if it cannot be written."""
+        return self.chain.checkpoint(reason, force)
 
     def checkpoint_if_due(self) -> None:
         self.chain.checkpoint_if_due()

@@ -487,7 +487,9 @@ class ChainWriter:
         if count_due or time_due:
             try:
                 self._checkpoint_locked("count" if count_due else "interval")
-            except StartupError as exc:  # an unreadable key: records stay chained, unsigned
+            except (StartupError, AuditUnavailable) as exc:
+                # the record before it is written: a checkpoint that fails (an unreadable
+                # key, a full disk) leaves it unsigned, to be signed by the next one
                 log.error("audit log: no checkpoint: %s", exc)
 
     def _checkpoint_locked(
@@ -533,11 +535,12 @@ class ChainWriter:
         except OSError as exc:
             log.warning("audit log: cannot update %s: %s", path.name, exc.strerror)
 
-    def checkpoint(self, reason: str = "request") -> CheckpointInfo | None:
-        """Sign the head now if records follow the last checkpoint; the last checkpoint."""
+    def checkpoint(self, reason: str = "request", force: bool = False) -> CheckpointInfo | None:
+        """Sign the head now if records follow the last checkpoint (or ``force``: always,
+        which also proves the log takes a write); returns the last checkpoint."""
         with self._locked():
             head, _ = self._current_head()
-            if head.seq > head.cp_seq:
+            if force or head.seq > head.cp_seq:
                 return self._checkpoint_locked(reason)
         return last_checkpoint(self._dir)
 

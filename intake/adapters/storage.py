@@ -148,6 +148,19 @@ class StagedUpload:
     def discard(self) -> None:
         self._finish()
 
+    def uncommit(self) -> None:
+        """Take a just-committed file back out (its arrival could not be recorded): moved
+        back into staging, then removed. Only ever for the file this upload created."""
+        try:
+            rename_noreplace(self.target, self.staging_path)
+        except OSError as exc:
+            log.error("could not take back %s: %s", self.target, exc.strerror)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.staging_path)
+        with contextlib.suppress(OSError):
+            fsync_dir(os.path.dirname(self.target))
+
     def _finish(self) -> None:
         if self.done:
             return

@@ -40,9 +40,10 @@ from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
 
 from intake.adapters import oplog
+from intake.adapters.audit import display
 from intake.adapters.keys import TLS_CERT_FILE, TLS_KEY_FILE
 from intake.core.config import FtpsSection, Listen
-from intake.core.errors import StartupError
+from intake.core.errors import AuditUnavailable, StartupError
 from intake.core.model import Account
 from intake.frontends.ftps_fs import SessionFS
 from intake.frontends.ftps_tls import DataChannel, TlsMaterial
@@ -215,7 +216,13 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         session = oplog.current()  # this connection's own thread
         if session is not None:
             session.bind(account=account.name)
-        self.instance.auth.succeeded(account, self.remote_ip, PROTOCOL, "password")
+        try:
+            self.instance.auth.succeeded(account, self.remote_ip, PROTOCOL, "password")
+        except AuditUnavailable as exc:  # fail closed: no record, no session
+            log.error("ftps login of %s refused: %s", display(account.name), exc)
+            self.respond("421 Service not available, closing control connection.")
+            self.close_when_done()
+            return
         self.account = account
         token = self.instance.accounts.credential_token(account.name, "password")
         self.live = LiveSession(

@@ -51,9 +51,10 @@ from paramiko.common import (
 from paramiko.packet import Packetizer
 
 from intake.adapters import oplog
+from intake.adapters.audit import display
 from intake.adapters.keys import HOST_KEY_FILES
 from intake.core.config import Listen, SftpSection
-from intake.core.errors import StartupError
+from intake.core.errors import AuditUnavailable, StartupError
 from intake.core.model import Account
 from intake.frontends.listener import ThreadedListener
 from intake.frontends.noise import TransportLog
@@ -229,11 +230,16 @@ class IntakeServer(paramiko.ServerInterface):
             if self.account is None:
                 return False
             if not self._logged_in:
+                try:
+                    self.instance.auth.succeeded(self.account, self.ip, PROTOCOL, self.method)
+                except AuditUnavailable as exc:  # fail closed: no record, no session
+                    log.error("sftp login of %s refused: %s", display(self.account.name), exc)
+                    self.account = None
+                    return False
                 self._logged_in = True
                 self.slot.logged_in()
                 if self.log_session is not None:
                     self.log_session.bind(account=self.account.name)
-                self.instance.auth.succeeded(self.account, self.ip, PROTOCOL, self.method)
                 name = self.account.name
                 token = self.instance.accounts.credential_token(name, self.method, self.key_blob)
                 self.live = LiveSession(
@@ -287,7 +293,9 @@ class IntakeServer(paramiko.ServerInterface):
     # -- channels --------------------------------------------------------------------
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        self.mark_logged_in()  # paramiko asks only once the client is authenticated
+        # paramiko asks only once the client is authenticated
+        if not self.mark_logged_in():
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         if kind != "session" or self._channels >= MAX_CHANNELS:
             self._refuse(f"channel {kind}")
             return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED

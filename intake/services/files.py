@@ -8,8 +8,10 @@ Rules:
 - A refusal is audited as ``denied`` (operation, path, reason) and raised as ``Denied``;
   the client sees only "permission denied".
 - ``upload.complete`` (size, sha256) is written when the client closes the file and the
-  file is in place; an upload still open when the session ends is ``upload.interrupted``
-  and its partial data is discarded.
+  file is in place; if it cannot be written (``AuditUnavailable``) the file is taken back
+  out and the client gets an error: never received without its record (fail closed).
+  An upload still open when the session ends is ``upload.interrupted`` and its partial
+  data is discarded.
 - ``download`` is written when the client closes the file, with the bytes it read, and
   only if it read something: opening and closing a file is no download.
 - A member's ``/.receipts/`` is served by ``intake.services.receipts`` (list, stat, read);
@@ -44,6 +46,7 @@ from intake.core import authz
 from intake.core.authz import Area, Location, Op
 from intake.core.config import LimitsSection
 from intake.core.errors import (
+    AuditUnavailable,
     Conflict,
     Denied,
     IntakeError,
@@ -262,8 +265,18 @@ class Upload:
             self.failed = f"the file could not be stored: {detail or type(exc).__name__}"
             self._interrupted(self.failed)
             raise IntakeError("the file could not be stored") from None
+        try:
+            self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
+        except AuditUnavailable as exc:
+            # Fail closed: a file whose arrival cannot be recorded is not received. It goes
+            # back out (nobody saw it acknowledged); the client is told and may resend.
+            self._staged.uncommit()
+            self._session.budget.settle(account, self._counted, kept=False)
+            log.error("upload of %s refused: %s", display(self.path), exc)
+            self.failed = "the audit log cannot be written"
+            self._interrupted(self.failed)
+            raise
         self._session.budget.settle(account, self._counted, kept=True)
-        self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
         arrival = Arrival(
             self._session.account.name,
             self.location.area,
@@ -287,7 +300,10 @@ class Upload:
     def _interrupted(self, reason: str) -> None:
         """The one record of an upload that did not become a file (its data is gone)."""
         size = self._staged.size
-        self._session._audit("upload.interrupted", path=self.path, size=size, reason=reason)
+        try:
+            self._session._audit("upload.interrupted", path=self.path, size=size, reason=reason)
+        except AuditUnavailable as exc:  # nothing was received: nothing to refuse
+            log.error("upload.interrupted of %s not recorded: %s", display(self.path), exc)
         self._session._announce(
             "interrupted", self._session.account.name, self.location.area, self.path, size, reason
         )

@@ -7,6 +7,8 @@ Rules:
   every key of their agent); a connection that ends without a login is one failure.
 - ``login.ok`` is written by ``succeeded`` once the protocol says the session is
   authenticated (a public-key probe without signature is not a login).
+- Fail closed: a login whose ``login.ok`` cannot be written is refused (``succeeded``
+  raises ``AuditUnavailable``; the front-end ends the session).
 - Password checks run under the guard's hashing bound; a banned address is refused
   before any hash is computed. An account under a distributed attack (the guard's
   ``account_delay``) makes each attempt at it wait first, outside the hashing bound; a
@@ -17,12 +19,16 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 import time
 
 from intake.adapters.accounts import AccountStore
 from intake.adapters.audit import AuditLog
+from intake.core.errors import AuditUnavailable
 from intake.core.model import Account
 from intake.services.guard import Guard
+
+log = logging.getLogger("intake.login")
 
 
 class Authenticator:
@@ -40,9 +46,12 @@ class Authenticator:
         reason: str,
         guessed: bool = False,
     ) -> None:
-        self._audit.record(
-            "login.failed", account=name, ip=ip, protocol=protocol, method=method, reason=reason
-        )
+        try:
+            self._audit.record(
+                "login.failed", account=name, ip=ip, protocol=protocol, method=method, reason=reason
+            )
+        except AuditUnavailable as exc:  # refused anyway; the guard still counts it
+            log.error("login.failed not recorded: %s", exc)
         self._guard.login_failed(ip, protocol, account=name if guessed else None)
 
     def _why_refused(self, name: str) -> str:
@@ -79,6 +88,7 @@ class Authenticator:
         self._failed(name, ip, protocol, "none", reason)
 
     def succeeded(self, account: Account, ip: str, protocol: str, method: str) -> None:
+        """Record the login; ``AuditUnavailable`` means the front-end must refuse it."""
         self._audit.record(
             "login.ok",
             account=account.name,

@@ -132,6 +132,9 @@ class Sweeper:
             write_json(self.cfg.state_dir / LAST_SWEEP_NAME, doc)
 
     def _apply(self, policies: list[Policy], report: SweepReport) -> None:
+        # Fail closed: a signed checkpoint first proves the audit log takes records;
+        # if it cannot be written, AuditUnavailable stops the run before any destruction.
+        self.inst.audit.checkpoint("sweep", force=True)
         self.destroyer.recover(report)
         report.plan = plan = self.make_plan(policies)
         by_name = {p.name: p for p in policies}

@@ -14,7 +14,8 @@ Rules:
   certificate and the audit log are checked before writing either again).
 - A file is unlinked only if it is a regular file inside ``data/`` reached without a
   symlink; anything else is refused and reported.
-- A problem with one file is a failure in the report; the run goes on.
+- A problem with one file is a failure in the report; the run goes on. Except the audit
+  log: when it cannot be written (``AuditUnavailable``) the run stops at once.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from intake.adapters import signing
 from intake.adapters.catalog import Entry
 from intake.adapters.storage import destroy_file, sha256_file
 from intake.core.clock import isoformat, parse_iso
-from intake.core.errors import IntakeError
+from intake.core.errors import AuditUnavailable, IntakeError
 from intake.core.model import ArrivalState
 from intake.core.paths import is_within
 from intake.services import documents
@@ -62,6 +63,8 @@ class Destroyer:
         """Destroy one file; a problem with it is a reported failure, the run goes on."""
         try:
             self._destroy_one(entry, policy, report)
+        except AuditUnavailable:
+            raise  # fail closed: the run stops before destroying anything more
         except (IntakeError, OSError) as exc:
             report.fail(entry, "destroy", str(exc))
 
