@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,8 @@ from intake.adapters import audit_chain, signing
 from intake.adapters.audit import AuditLog
 from intake.core.clock import FixedClock
 from intake.frontends import cli
-from tests.conftest import INTAKE, TestInstance
+from tests.clients import SftpClient
+from tests.conftest import INTAKE, PASSWORD, ServeProcess, TestInstance
 
 START = dt.datetime(2026, 1, 30, 12, 0, tzinfo=dt.UTC)
 
@@ -376,3 +379,47 @@ class TestShowQuoting:
         )
         record = json.loads(capsys.readouterr().out)
         assert 'x reason=ok" event=login.ok' == record["account"]
+
+
+class TestConcurrentWriters:
+    @pytest.mark.timeout(900)  # 50 Python processes on a small shared machine
+    def test_serve_under_uploads_while_50_cli_commands_write(self, instance: TestInstance) -> None:
+        """serve records uploads while 50 CLI processes add accounts at the same time: every
+        record is there once, seq is consecutive, and the whole log verifies."""
+        with instance.config_file.open("a") as handle:
+            handle.write("[audit]\ncheckpoint_every = 7\n")
+        instance.add_account("alice")
+        serve = ServeProcess(instance)
+        try:
+
+            def uploads(worker: int) -> None:
+                client = SftpClient(*serve.addresses["sftp"], "alice", PASSWORD)
+                try:
+                    for i in range(10):
+                        client.upload(f"/w{worker}-{i}.bak", b"backup %d\n" % i * 100)
+                finally:
+                    client.close()
+
+            def command(i: int) -> int:
+                return instance.cli("account", "add", f"auditor{i}", "--role", "auditor").returncode
+
+            with ThreadPoolExecutor(max_workers=12) as pool:
+                uploaders = [pool.submit(uploads, w) for w in range(2)]
+                codes = list(pool.map(command, range(50)))
+                for job in uploaders:
+                    job.result()
+            assert [0] * 50 == codes
+            assert 0 == serve.signal(signal.SIGTERM)
+        finally:
+            serve.kill()
+        proc = instance.cli("audit", "verify", "--json")
+        assert 0 == proc.returncode, proc.stdout + proc.stderr
+        report = json.loads(proc.stdout)
+        records = instance.audit()
+        assert list(range(1, len(records) + 1)) == [r["seq"] for r in records]
+        assert report["records"] == len(records)
+        added = [r for r in records if r["event"] == "account.changed" and r["action"] == "add"]
+        assert 51 >= len(added) >= 50
+        assert 20 == len(instance.audit("upload.complete"))
+        assert report["checkpoints"] >= 50  # one at each CLI stop, more by count
+        assert 0 == report["unsigned"]

@@ -1,0 +1,154 @@
+"""The cost of the audit chain: records written per second with the lock and fsync, and
+``audit verify`` over a million records.
+
+A fresh log folder and audit key in a temporary folder, written through the real writer
+(``intake.adapters.audit.AuditLog``: structlog rendering, ``flock``, head check, one
+``os.write``, ``fsync``, signed checkpoints every 1000 records). Then:
+
+- ``single``: one process, one record at a time, each fsynced (what serve does per event);
+- ``processes``: P processes at once, the same, serialised by the log's ``flock``;
+- ``batched``: one process inside ``batch()`` (one fsync at the end: a catalog scan);
+  this also grows the log to N records (default 1 000 000) for the next step;
+- ``verify``: ``intake.adapters.audit_verify.verify_log`` over all N records (chain,
+  sequence, every checkpoint signature), as ``intake audit verify`` runs it.
+
+    .venv/bin/python bench/audit_verify.py [--records 1000000] [--fsynced 2000]
+        [--processes 4] [--dir /var/tmp]
+
+Writes bench/out/audit_verify.json. Not a test: no figure here is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from intake.adapters import audit_verify, signing  # noqa: E402
+from intake.adapters.audit import AuditLog  # noqa: E402
+from intake.core.clock import SystemClock  # noqa: E402
+
+
+def writer(root: Path) -> AuditLog:
+    return AuditLog(root / "log", SystemClock(), root / "keys" / signing.AUDIT_KEY_FILE, 1000, 0)
+
+
+def write(root: Path, count: int, tag: str) -> None:
+    audit = writer(root)
+    for i in range(count):
+        audit.record(
+            "upload.complete",
+            account=f"mairie-{tag}",
+            ip="192.0.2.10",
+            protocol="sftp",
+            path=f"/sauvegardes/base-{i:07d}.sql.gz",
+            size=123456789,
+            sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        )
+    audit.close()
+
+
+def write_batched(root: Path, count: int) -> None:
+    audit = writer(root)
+    with audit.batch():
+        for i in range(count):
+            audit.record(
+                "catalogued",
+                account="mairie-cerilly",
+                protocol="cli",
+                path=f"/sauvegardes/base-{i:07d}.sql.gz",
+                size=123456789,
+                sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            )
+    audit.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--fsynced", type=int, default=2000, help="records in the fsync runs")
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--dir", default=None, help="where to write (default: $TMPDIR)")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="intake-bench-audit-", dir=args.dir))
+    results: dict[str, object] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "dir": str(base),
+    }
+    try:
+        (base / "keys").mkdir()
+        signing.ensure_audit_key(base / "keys")
+        (base / "log").mkdir()
+
+        began = time.perf_counter()
+        write(base, args.fsynced, "single")
+        took = time.perf_counter() - began
+        rate = args.fsynced / took
+        results["single"] = {"records": args.fsynced, "seconds": took, "per_second": rate}
+        print(f"single process, lock+fsync: {args.fsynced / took:,.0f} records/s")
+
+        each = args.fsynced // args.processes
+        jobs = [
+            multiprocessing.Process(target=write, args=(base, each, f"p{n}"))
+            for n in range(args.processes)
+        ]
+        began = time.perf_counter()
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            job.join()
+        took = time.perf_counter() - began
+        total = each * args.processes
+        results["processes"] = {
+            "processes": args.processes,
+            "records": total,
+            "seconds": took,
+            "per_second": total / took,
+        }
+        print(f"{args.processes} processes, lock+fsync: {total / took:,.0f} records/s together")
+
+        remaining = max(0, args.records - total - args.fsynced)
+        began = time.perf_counter()
+        write_batched(base, remaining)
+        took = time.perf_counter() - began
+        results["batched"] = {"records": remaining, "seconds": took, "per_second": remaining / took}
+        print(f"batched (one fsync), lock per record: {remaining / took:,.0f} records/s")
+
+        size = sum(p.stat().st_size for p in (base / "log").glob("audit-*.jsonl"))
+        trusted = [signing.load_signer(base / "keys" / signing.AUDIT_KEY_FILE).verifier]
+        began = time.perf_counter()
+        report = audit_verify.verify_log(base / "log", trusted)
+        took = time.perf_counter() - began
+        assert report.ok, report.problem
+        results["verify"] = {
+            "records": report.records,
+            "checkpoints": report.checkpoints,
+            "bytes": size,
+            "seconds": took,
+            "per_second": report.records / took,
+        }
+        print(
+            f"verify: {report.records:,} records ({size / 2**20:,.0f} MiB, "
+            f"{report.checkpoints:,} checkpoints) in {took:.1f} s"
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "audit_verify.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
