@@ -57,6 +57,13 @@ def fill(folder: Path) -> Path:
     with filler.open("ab", buffering=0) as handle, contextlib.suppress(OSError):
         while True:  # the last partial page
             handle.write(b"\0")
+    # the audit file's own last page may still have room: use it up with short records,
+    # so that no real record (each longer than these) fits any more
+    audit = AuditLog(folder, SystemClock())
+    with contextlib.suppress(AuditUnavailable):
+        for _ in range(100):
+            audit.record("list", account="-", path="/")
+    audit.close()
     return filler
 
 
@@ -146,3 +153,22 @@ class TestFailClosed:
             assert 0 == proc.returncode, proc.stdout + proc.stderr
             complete = {r["path"] for r in instance.audit("upload.complete")}
             assert {f"/{n}" for n in sent} | {f"/{refused}"} == complete
+
+    def test_full_log_stops_the_sweep_before_destroying(self, instance: TestInstance) -> None:
+        """A sweep that cannot write the audit log destroys nothing: exit 1, one line."""
+        instance.add_account("mairie-a")
+        backup = instance.area("mairie-a") / "old.sql.gz"
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        backup.write_bytes(b"old backup\n" * 100)
+        instance.cli("catalog", "scan", check=True)
+        with small_log_filesystem(instance.root / "log"):
+            filler = fill(instance.root / "log")
+            proc = instance.cli("sweep", "--now", "2040-01-01T00:00:00Z")
+            assert 1 == proc.returncode
+            assert "audit log cannot be written" in proc.stderr
+            assert "Traceback" not in proc.stderr
+            assert b"old backup\n" * 100 == backup.read_bytes()
+            filler.unlink()
+            assert 0 == instance.cli("sweep", "--now", "2040-01-01T00:00:00Z").returncode
+            assert not backup.exists()
+            assert 0 == instance.cli("audit", "verify").returncode
