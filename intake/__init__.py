@@ -3,7 +3,8 @@
 Layering (each layer imports only from the layers above it in this list):
 
     intake.core        pure: errors, clock, model (the arrival state machine), paths, alerts,
-                       authz (who may do what), config, durations, policy (plan).
+                       authz (who may do what), config + config_values, durations,
+                       policy (plan).
                        stdlib only; no I/O except config.load reading one file; the
                        clock is read in intake.core.clock only, everything else gets "now".
     intake.adapters    one library or OS resource each: sqlite (sqlite3) under accounts

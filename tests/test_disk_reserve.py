@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from intake.core.clock import SystemClock
-from intake.core.config import parse_free_space
+from intake.core.config_values import parse_free_space
 from intake.core.errors import ConfigError
 from intake.services.instance import init_instance
 from tests.clients import FtpsClient, Refused

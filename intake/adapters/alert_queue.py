@@ -56,6 +56,8 @@ class QueueStatus:
     count: int
     oldest: _dt.datetime | None
     bad: int = 0
+    failures: int = 0  # delivery attempts failed in a row (0: the last one worked)
+    last_error: str = ""  # why the last attempt failed (a held, throttled alert is no error)
 
 
 @dataclass
@@ -149,7 +151,8 @@ class AlertQueue:
         items = self.items()
         bad = len(list(self.queue_dir.glob("*.bad"))) if self.queue_dir.is_dir() else 0
         oldest = min((q.alert.at for q in items), default=None)
-        return QueueStatus(len(items), oldest, bad)
+        state = self.read_state()
+        return QueueStatus(len(items), oldest, bad, state.failures, state.last_error)
 
     # -- locks and state -------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from intake.core.config import FreeSpace
+from intake.core.config_values import FreeSpace
 from intake.core.errors import NoSpace
 
 CHECK_EVERY = 1024 * 1024

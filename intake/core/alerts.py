@@ -145,6 +145,9 @@ LABELS = {
     "attempt": "tentatives",
     "first_bad": "premier enregistrement en cause",
     "record": "enregistrement",
+    "network": "réseau",
+    "failures": "échecs",
+    "addresses": "adresses distinctes",
 }
 
 

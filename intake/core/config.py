@@ -11,13 +11,18 @@ Rules:
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from intake.core.config_values import (
+    FreeSpace,
+    is_loopback,
+    parse_address,
+    parse_digest_time,
+    parse_free_space,
+)
 from intake.core.errors import ConfigError
 
 GIB = 1024**3
@@ -69,32 +74,6 @@ class FtpsSection:
 
 
 @dataclass(frozen=True)
-class FreeSpace:
-    """``limits.min_free_space``: a share of the filesystem and/or an amount; with both
-    (``"5% or 2 GiB"``) the smaller applies; ``"0"`` turns the reserve off."""
-
-    percent: float = 5.0
-    amount: int = 2 * 1024**3
-
-    def bytes_of(self, total: int) -> int:
-        """The reserve, in bytes, on a filesystem of ``total`` bytes."""
-        candidates = []
-        if self.percent:
-            candidates.append(int(total * self.percent / 100))
-        if self.amount:
-            candidates.append(self.amount)
-        return min(candidates) if candidates else 0
-
-    def __str__(self) -> str:
-        parts = []
-        if self.percent:
-            parts.append(f"{self.percent:g}%")
-        if self.amount:
-            parts.append(format_bytes(self.amount))
-        return " or ".join(parts) or "0"
-
-
-@dataclass(frozen=True)
 class LimitsSection:
     max_connections: int = 200
     max_connections_per_ip: int = 20
@@ -117,7 +96,7 @@ class LimitsSection:
     max_network_failures: int = 30  # per network within ban_window, then the network is banned
     account_attack_failures: int = 20  # wrong passwords at one account within ban_window ...
     account_attack_delay: int = 2  # ... then each attempt at it waits this long (seconds)
-    min_free_space: FreeSpace = FreeSpace()  # uploads stop when data/ has less free
+    min_free_space: FreeSpace = field(default_factory=FreeSpace)  # uploads stop below it
 
 
 @dataclass(frozen=True)
@@ -427,69 +406,6 @@ _CHOICES = {
     "alerts.smtp_tls": ("starttls", "tls", "none"),
     "reports.lang": ("fr", "en"),
 }
-_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
-
-
-def format_bytes(count: int) -> str:
-    """``2147483648`` -> ``2 GiB``; the largest binary unit that divides evenly."""
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        size = _SIZE_UNITS[unit.lower()]
-        if count >= size and count % size == 0:
-            return f"{count // size} {unit}"
-    return f"{count} B"
-
-
-def parse_free_space(text: str, file: str, key: str) -> FreeSpace:
-    """``"5%"``, ``"2 GiB"``, ``"5% or 2 GiB"`` (the smaller applies) or ``"0"`` (off)."""
-    percent = 0.0
-    amount = 0
-    if text.strip() == "0":
-        return FreeSpace(0.0, 0)
-    for part in text.lower().split(" or "):
-        part = part.strip()
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|[kmgt]ib|b)?", part)
-        if not match or not part:
-            raise ConfigError(file, key, f'expected "5%", "2 GiB" or "5% or 2 GiB", got {text!r}')
-        number, unit = float(match[1]), match[2] or "b"
-        if unit == "%":
-            if percent or not 0 < number < 100:
-                raise ConfigError(file, key, "expected one percentage between 0 and 100")
-            percent = number
-        else:
-            if amount:
-                raise ConfigError(file, key, "expected at most one amount")
-            amount = int(number * _SIZE_UNITS[unit])
-    return FreeSpace(percent, amount)
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _address(value: Any, file: str, key: str) -> str:
-    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
-        raise ConfigError(
-            file, key, f"expected an e-mail address like name@example.fr, got {value!r}"
-        )
-    return value
-
-
-def parse_digest_time(text: str) -> tuple[int, int, str] | None:
-    """``"08:00"`` -> (8, 0, "UTC"); ``"08:00 Europe/Paris"`` -> (8, 0, "Europe/Paris");
-    ``""`` -> None. The zone's name is checked by whoever reads the tz database."""
-    words = text.split()
-    if not words:
-        return None
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", words[0])
-    if not match or len(words) > 2:
-        raise ValueError(text)
-    return int(match[1]), int(match[2]), words[1] if len(words) == 2 else "UTC"
 
 
 def parse_interval(text: str, file: str, key: str) -> int:
@@ -522,9 +438,9 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
     if key == "alerts.recipients":
         if not isinstance(value, list):
             raise ConfigError(file, key, 'expected a list like ["astreinte@example.fr"]')
-        return tuple(_address(v, file, key) for v in value)
+        return tuple(parse_address(v, file, key) for v in value)
     if key == "alerts.sender" and value != "":
-        return _address(value, file, key)
+        return parse_address(value, file, key)
     if key == "alerts.smtp_port":
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
             raise ConfigError(file, key, "expected a port number (1-65535, or 0)")

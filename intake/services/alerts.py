@@ -145,10 +145,12 @@ class Alerts:
             )
             self.raise_alert(Alert(event, now, files=(_file_label(fields),), details=details))
         elif event == "banned":
-            details = _details(fields, "ip", "protocol", "reason", "until")
+            details = _details(fields, "ip", "network", "protocol", "reason", "until")
             self.raise_alert(Alert("banned", now, details=details))
         elif event == "account.attacked":
-            details = _details(fields, "account", "ip", "protocol", "reason")
+            details = _details(
+                fields, "account", "ip", "protocol", "failures", "addresses", "reason"
+            )
             subject = str(fields.get("account", ""))
             self.raise_alert(Alert("account.attacked", now, subject=subject, details=details))
         elif event == "forward.failed":

@@ -27,7 +27,7 @@ from intake.adapters import audit as audit_mod
 from intake.adapters.diskspace import DiskReserve
 from intake.core.alerts import Alert
 from intake.core.clock import isoformat, parse_iso
-from intake.core.config import parse_digest_time
+from intake.core.config_values import parse_digest_time
 from intake.services.alerts import Alerts
 
 log = logging.getLogger("intake.alerts")
