@@ -480,3 +480,25 @@ class TestAlertsSettings:
         alerts = parse("", tmp_path / "intake.toml").alerts
         shown = (alerts.enabled, alerts.port, alerts.throttle, alerts.digest)
         assert (False, 587, 900, "") == shown
+
+
+class TestAccountAttacked:
+    def test_an_account_under_attack_is_mailed_by_name(
+        self, instance: TestInstance, pki: TestPki, mail: MailServer
+    ) -> None:
+        """``account.attacked``: one mail naming the account, throttled per account (another
+        account under attack is mailed at once)."""
+        configure(instance, pki, mail.port)
+        clock = FixedClock(T0)
+        alerts, audit = alerts_at(instance, clock)
+        fields = {"ip": "203.0.113.7", "failures": 20, "addresses": 9, "reason": "20 wrong"}
+        audit.record("account.attacked", account="mairie-a", **fields)
+        alerts.deliver(gather=0)
+        audit.record("account.attacked", account="mairie-a", **fields)
+        audit.record("account.attacked", account="mairie-b", **fields)
+        alerts.deliver(gather=0)
+        first, second = mail.received()
+        assert "Compte attaqué (account under attack) : mairie-a" in first.subject
+        assert "adresses distinctes : 9" in first.body
+        assert "mairie-b" in second.subject
+        assert 1 == queue_status(instance.root / "state").count

@@ -231,3 +231,40 @@ class TestVendorPassword:
         assert "host key changed" in str(failed["reason"])
         assert "Accepted password" not in (vendor.base / "sshd.log").read_text()
         assert "Failed password" not in (vendor.base / "sshd.log").read_text()
+
+    def test_a_systemd_credential(
+        self,
+        instance: TestInstance,
+        vendor_user: VendorUser,
+        vendor_factory: list[Vendor],
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+    ) -> None:
+        """``password_file = "${CREDENTIALS_DIRECTORY}/vendor-password"``: read from the
+        folder systemd hands the service (``LoadCredential=``); without that variable, one
+        line says what is missing."""
+        vendor = start_vendor(
+            vendor_user,
+            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
+            "KbdInteractiveAuthentication no\n",
+        )
+        vendor_factory.append(vendor)
+        configure(instance, vendor, vendor_user)
+        text = instance.config_file.read_text().replace(
+            'password_file = "vendor-password"',
+            'password_file = "${CREDENTIALS_DIRECTORY}/vendor-password"',
+        )
+        instance.config_file.write_text(text)
+        entry_id = deposit(instance, "contrat.zip", b"data")
+        monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+        proc = instance.cli("forward", str(entry_id))
+        assert 2 == proc.returncode
+        assert "CREDENTIALS_DIRECTORY is not set" in proc.stderr
+        credentials = tmp_path / "credentials"
+        credentials.mkdir()
+        (credentials / "vendor-password").write_text(vendor_user.password)
+        (credentials / "vendor-password").chmod(0o440)  # as systemd lays them out
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+        proc = instance.cli("forward", str(entry_id))
+        assert 0 == proc.returncode, proc.stderr
+        assert {"contrat.zip": b"data"} == vendor.files()
