@@ -5,6 +5,7 @@ A fresh log folder and audit key in a temporary folder, written through the real
 (``intake.adapters.audit.AuditLog``: structlog rendering, ``flock``, head check, one
 ``os.write``, ``fsync``, signed checkpoints every 1000 records). Then:
 
+- ``plain_fsync``: the floor: ``os.write`` + ``fsync`` of a 250-byte line, no chain;
 - ``single``: one process, one record at a time, each fsynced (what serve does per event);
 - ``processes``: P processes at once, the same, serialised by the log's ``flock``;
 - ``batched``: one process inside ``batch()`` (one fsync at the end: a catalog scan);
@@ -91,6 +92,19 @@ def main() -> None:
         (base / "keys").mkdir()
         signing.ensure_audit_key(base / "keys")
         (base / "log").mkdir()
+
+        plain = base / "plain.jsonl"
+        line = b'{"ts": "2026-12-02T09:14:03.512204Z", "event": "upload.complete", "x": 1}\n' * 3
+        fd = os.open(plain, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        began = time.perf_counter()
+        for _ in range(args.fsynced):
+            os.write(fd, line)
+            os.fsync(fd)
+        took = time.perf_counter() - began
+        os.close(fd)
+        rate = args.fsynced / took
+        results["plain_fsync"] = {"records": args.fsynced, "seconds": took, "per_second": rate}
+        print(f"baseline, write+fsync without chain or lock: {rate:,.0f} records/s")
 
         began = time.perf_counter()
         write(base, args.fsynced, "single")
