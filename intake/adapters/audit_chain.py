@@ -282,6 +282,9 @@ class ChainWriter:
         self._fd_path: Path | None = None
         self._head: _Head | None = None
         self._dirty = False  # written but not fsynced (a batch)
+        self._month_key = (0, 0)
+        self._month_path = log_dir
+        self._later_of: tuple[Path | None, str, str] = (None, "", "")
         self._unsigned = False  # this process appended since its last checkpoint
 
     # -- plumbing ------------------------------------------------------------------
@@ -334,8 +337,12 @@ class ChainWriter:
     # -- the head --------------------------------------------------------------------
 
     def _target(self) -> Path:
-        month = self._clock.now().strftime("%Y-%m")
-        target = self._dir / f"{FILE_PREFIX}{month}{FILE_SUFFIX}"
+        now = self._clock.now()
+        if (now.year, now.month) != self._month_key:  # computed once a month, not per record
+            self._month_key = (now.year, now.month)
+            month = f"{now.year:04d}-{now.month:02d}"
+            self._month_path = self._dir / f"{FILE_PREFIX}{month}{FILE_SUFFIX}"
+        target = self._month_path
         head = self._head
         if head is not None and head.path is not None and head.path.name > target.name:
             return head.path  # the clock went back: never write into an older month
@@ -345,16 +352,19 @@ class ChainWriter:
         """Is the cached head still the log's head (nobody appended since)?"""
         if head.path is None:
             return False
+        if head.path != self._later_of[0]:
+            month = head.path.name[len(FILE_PREFIX) : len(FILE_PREFIX) + 7]
+            later = self._dir / f"{FILE_PREFIX}{_month_after(month)}{FILE_SUFFIX}"
+            self._later_of = (head.path, str(head.path), str(later))
+        _, path, later_path = self._later_of
         try:
-            st = os.stat(head.path)
+            st = os.stat(path)
         except OSError:
             return False
         if (st.st_ino, st.st_size) != (head.ino, head.size):
             return False
         # another process (or our own clock going back) may have started a later month
-        month = head.path.name[len(FILE_PREFIX) : len(FILE_PREFIX) + 7]
-        later = self._dir / f"{FILE_PREFIX}{_month_after(month)}{FILE_SUFFIX}"
-        return not later.exists()
+        return not os.path.exists(later_path)
 
     def _reload(self) -> _Head:
         """Read the head from disk (under the lock); cut a torn last line."""
@@ -435,7 +445,8 @@ class ChainWriter:
         data = (body[:-1] + chain_fields(seq, head.hash)).encode("ascii")
         fd = self._open_fd(target)
         try:
-            before = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            before, ino = st.st_size, st.st_ino
         except OSError as exc:
             raise self._unavailable(str(target), exc) from None
         try:
@@ -452,9 +463,8 @@ class ChainWriter:
             except OSError as cut:
                 log.error("audit log: cannot cut a failed write from %s: %s", target, cut.strerror)
             raise self._unavailable(str(target), exc) from None
-        st = os.fstat(fd)
         head.seq, head.hash = seq, line_hash(data)
-        head.path, head.ino, head.size = target, st.st_ino, before + len(data)
+        head.path, head.ino, head.size = target, ino, before + len(data)
         return seq
 
     def append(self, body: str, durable: bool = True) -> int:
