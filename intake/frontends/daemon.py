@@ -21,7 +21,8 @@ Rules:
   read again and every live catalog entry's policy and ``expires_at`` recomputed, at start
   too; the certificate and key are read again for new FTPS connections, open sessions
   keep theirs). systemd hears ``RELOADING=1`` before and ``READY=1`` after. Signal
-  handlers only set flags: the main loop acts.
+  handlers only set flags: the main loop acts, running the reload in a thread of its own
+  so that the watchdog keeps being fed; a SIGHUP during a reload runs one more after it.
 - Under systemd (``$NOTIFY_SOCKET``): ``READY=1`` once every port is bound,
   ``WATCHDOG=1`` from the main loop while every accept loop runs (``heartbeat``),
   ``STOPPING=1`` at stop. ``state/serve.json`` says the same to ``intake status``.
@@ -256,18 +257,23 @@ def serve(instance: Instance) -> int:
     heartbeat.beat()  # state/serve.json exists before anyone hears "ready"
     print(f"ready: serving {served}", flush=True)
     notifier.ready(f"serving {served}")
+    reloader: threading.Thread | None = None
     try:
         while not stop.is_set():
-            if reload.is_set():
+            if reloader is not None and not reloader.is_alive():
+                reloader = None
+                notifier.ready(f"serving {served}")
+            if reload.is_set() and reloader is None:
+                # In a thread: re-dating a large catalog must not starve the watchdog.
                 reload.clear()
                 notifier.reloading()
-                log.info(
-                    "received SIGHUP: accounts are read live; policies and certificate reloaded"
-                )
-                daemon.reload()
-                notifier.ready(f"serving {served}")
+                log.info("received SIGHUP: reloading sessions, policies and certificate")
+                reloader = threading.Thread(target=daemon.reload, name="reload", daemon=True)
+                reloader.start()
             heartbeat.beat()
             stop.wait(heartbeat.tick)
+        if reloader is not None:
+            reloader.join(30)
         notifier.stopping()
         daemon.stop()
         heartbeat.stopped()
