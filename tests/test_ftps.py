@@ -176,7 +176,9 @@ class TestTls:
     def test_data_connection_cannot_resume_another_clients_session(
         self, server: RunningServer, member: str
     ) -> None:
-        """B's data connection offering A's TLS session is refused (one context per control)."""
+        """B's data connection offering A's TLS session is refused: a data connection must
+        resume a session of its own client (same account, same address)."""
+        server.instance.add_account("other-member")
         host, port = ftps_address(server)
         ctx = tls_client_context(cafile(server))
         first = ReusingFTP_TLS(context=ctx, timeout=20)
@@ -187,16 +189,39 @@ class TestTls:
         second = ForeignSessionFTP_TLS(context=ctx, timeout=20)
         second.foreign_session = first.sock.session
         second.connect(host, port)
-        second.login(member, PASSWORD)
+        second.login("other-member", PASSWORD)
         second.prot_p()
         with pytest.raises((ftplib.Error, ssl.SSLError, OSError)):
             second.storbinary("STOR /b.bak", io.BytesIO(b"b" * 100_000))
         first.close()
         second.close()
-        assert not area_file(server, "b.bak").exists()
+        assert not (server.instance.area("other-member") / "b.bak").exists()
         assert [
             r for r in server.instance.audit("denied") if r.get("operation") == "data connection"
         ]
+
+    def test_a_data_connection_may_resume_the_same_clients_other_session(
+        self, server: RunningServer, member: str
+    ) -> None:
+        """rclone shares one TLS session cache between its parallel control connections: a
+        data connection offering the session of the same account's other live control
+        connection (same address) is accepted; it proves the same secret."""
+        host, port = ftps_address(server)
+        ctx = tls_client_context(cafile(server))
+        first = ReusingFTP_TLS(context=ctx, timeout=20)
+        first.connect(host, port)
+        first.login(member, PASSWORD)
+        first.prot_p()
+        first.storbinary("STOR /a.bak", io.BytesIO(b"a"))
+        second = ForeignSessionFTP_TLS(context=ctx, timeout=20)
+        second.foreign_session = first.sock.session
+        second.connect(host, port)
+        second.login(member, PASSWORD)
+        second.prot_p()
+        second.storbinary("STOR /b.bak", io.BytesIO(b"b" * 100_000))
+        second.quit()
+        first.quit()
+        assert b"b" * 100_000 == area_file(server, "b.bak").read_bytes()
 
 
 class TestNoBounce:
@@ -262,11 +287,16 @@ class TestRules:
         assert "/" == client.ftp.pwd()
         assert [] == client.listdir("/")
 
-    def test_mfmt_cannot_move_a_file_time(self, server: RunningServer, client: FtpsClient) -> None:
-        """MFMT (set mtime) is refused and audited like chmod."""
+    def test_mfmt_sets_the_time_but_chmod_is_refused(
+        self, server: RunningServer, client: FtpsClient
+    ) -> None:
+        """MFMT (FileZilla's "preserve timestamps") is applied; SITE CHMOD stays refused."""
         client.upload("/a.bak", b"a")
+        reply = client.ftp.sendcmd("MFMT 20000101000000 /a.bak")
+        assert reply.startswith("213 Modify=20000101000000")
+        assert 946684800 == int(area_file(server, "a.bak").stat().st_mtime)
         with pytest.raises(ftplib.error_perm, match="550"):
-            client.ftp.sendcmd("MFMT 20000101000000 /a.bak")
+            client.ftp.sendcmd("SITE CHMOD 777 /a.bak")
         assert [r for r in server.instance.audit("denied") if r.get("operation") == "setattr"]
 
     def test_empty_listings_and_files_many_times(self, client: FtpsClient) -> None:

@@ -13,6 +13,9 @@ Rules:
 - The stat baseline (size, mtime_ns, inode, ctime_ns) is kept with the content it was taken
   of (recorded, hashed again, altered, renamed): a later scan hashes only what changed.
 - An entry the sweeper intends to destroy is its business: never ``vanished`` here.
+- A client setting a file's times (through the server) changes neither ``received_at`` nor
+  the state: the baseline follows the new times only if it still described the file just
+  before (nothing else touched it since it was last checked); otherwise a rescan decides.
 """
 
 from __future__ import annotations
@@ -283,6 +286,27 @@ class ArrivalRecords(CatalogQueries):
                 )
                 moved += 1
         return moved
+
+    def record_times_set(self, disk_path: str, before: FileStat, after: FileStat) -> bool:
+        """The server set the times of the file at ``disk_path``: follow them (see the rules).
+
+        True if the live entry's baseline was ``before`` and now is ``after``.
+        """
+        with self._write() as db:
+            live = self._rows_at(db, disk_path, LIVE_SQL)
+            if not live:
+                return False
+            row = live[-1]
+            baseline = (row["st_size"], row["st_mtime_ns"], row["st_ino"], row["st_ctime_ns"])
+            if baseline != stat_values(before) or (before.size, before.ino) != (
+                after.size,
+                after.ino,
+            ):
+                return False
+            entry_id = int(row["id"])
+            self._set_baseline(db, entry_id, after)
+            self._event(db, entry_id, "times set", mtime_ns=after.mtime_ns)
+            return True
 
     def update_baseline(self, entry_id: int, stat: FileStat, verified: bool = False) -> None:
         """The file was hashed again and still matches: remember its new stat."""

@@ -23,6 +23,9 @@ Rules:
   commit that fails before its rename (fsync, hash, rename) raises and leaves nothing in
   place; the rename is the commit point (a folder fsync failing after it is logged).
 - Every rename into place is followed by an fsync of the destination folder.
+- ``set_times`` changes only a file's or folder's access/modification times, through a
+  descriptor opened with ``O_NOFOLLOW``; an open upload keeps the times asked for and
+  applies them at its commit, after the last byte (a write would move the mtime again).
 - ``destroy_file`` removes a regular file through its folder's descriptor, refusing a
   symlink, then fsyncs the folder: the sweeper's one way to delete a backup.
 """
@@ -105,6 +108,11 @@ class StagedUpload:
         self._hashed_to = 0  # bytes hashed in order; -1 once writes came out of order
         self.size = 0
         self.done = False
+        self.times: tuple[int | None, int] | None = None  # (atime_ns, mtime_ns) at commit
+
+    def set_times(self, atime_ns: int | None, mtime_ns: int) -> None:
+        """Times to give the file when it is committed (``None`` atime: left as is)."""
+        self.times = (atime_ns, mtime_ns)
 
     def write(self, offset: int, data: bytes) -> None:
         view = memoryview(data)
@@ -126,6 +134,11 @@ class StagedUpload:
     def commit(self) -> tuple[int, str]:
         """Make the file received: returns (size, sha256). ``Conflict`` if the name got taken."""
         try:
+            if self.times is not None:
+                atime_ns, mtime_ns = self.times
+                if atime_ns is None:
+                    atime_ns = os.fstat(self._fd).st_atime_ns
+                os.utime(self._fd, ns=(atime_ns, mtime_ns))
             os.fsync(self._fd)
             os.fchmod(self._fd, RECEIVED_MODE)
             os.close(self._fd)
@@ -374,6 +387,28 @@ class Storage:
         fsync_dir(os.path.dirname(dst))
         if os.path.dirname(src) != os.path.dirname(dst):
             fsync_dir(os.path.dirname(src))
+
+    def set_times(
+        self, location: Location, atime_ns: int | None, mtime_ns: int
+    ) -> tuple[os.stat_result, os.stat_result]:
+        """Set a file's or folder's times (``None`` atime: unchanged); (stat before, after)."""
+        path = self.real_path(location)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("no such file") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise Denied("symlink in path") from None
+            raise
+        try:
+            before = os.fstat(fd)
+            if not (stat.S_ISREG(before.st_mode) or stat.S_ISDIR(before.st_mode)):
+                raise NotFound("not a regular file or folder")
+            os.utime(fd, ns=(before.st_atime_ns if atime_ns is None else atime_ns, mtime_ns))
+            return before, os.fstat(fd)
+        finally:
+            os.close(fd)
 
     def clear_staging(self) -> list[str]:
         """Remove leftovers of uploads cut by a crash (called when the server starts)."""

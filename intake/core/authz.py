@@ -13,12 +13,20 @@ Views:
 
 Rules (deny unless allowed):
 - Read-like operations (list, stat, read) are allowed anywhere inside the view.
-- Write-like operations (upload a new file, make a folder, rename to a new name) are
-  allowed only inside a writable area (a member's own area, a technician's outbox), never
-  at ``/`` of a technician or auditor view, and a rename never leaves its area. Nothing
-  is ever written, made, renamed or removed in ``/.receipts/``.
-- Delete, rmdir, attribute changes, symlinks and readlink are never allowed: a received
-  backup is write-once, and links are how jails are escaped.
+- Write-like operations (upload a new file, make a folder, rename to a new name, set the
+  modification/access times) are allowed only inside a writable area (a member's own area,
+  a technician's outbox), never at ``/`` of a technician or auditor view, and a rename
+  never leaves its area. Nothing is ever written, made, renamed or removed in
+  ``/.receipts/``.
+- Setting a file's times is how clients "preserve the timestamp" (WinSCP, FileZilla,
+  rclone, ``sftp put -p``): the content is untouched and retention counts from the
+  catalog's arrival time, never from the file's mtime, so it is allowed (``SETTIMES``).
+- Delete, rmdir, permission/owner/size changes, symlinks and readlink are never allowed:
+  a received backup is write-once, and links are how jails are escaped.
+- One attribute request (SFTP SETSTAT) may carry several changes: ``attribute_request``
+  decides. A size or owner change refuses the whole request; times are applied and a
+  permission change that comes with them is ignored (``sftp put -p`` and WinSCP's "set
+  permissions" send both; received files stay 0440); permissions alone are refused.
 - "Does the target already exist" is checked by storage, atomically (no overwrite).
 """
 
@@ -28,6 +36,7 @@ import enum
 from dataclasses import dataclass
 
 from intake.core.errors import Denied
+from intake.core.messages import Say
 from intake.core.model import Account, Role
 from intake.core.paths import VPath
 
@@ -59,19 +68,50 @@ class Op(enum.StrEnum):
     DELETE = "delete"
     RMDIR = "rmdir"
     SETATTR = "setattr"
+    SETTIMES = "settimes"
     SYMLINK = "symlink"
     READLINK = "readlink"
 
 
 READ_OPS = frozenset({Op.LIST, Op.STAT, Op.READ})
-WRITE_OPS = frozenset({Op.UPLOAD, Op.MKDIR, Op.RENAME})
+WRITE_OPS = frozenset({Op.UPLOAD, Op.MKDIR, Op.RENAME, Op.SETTIMES})
 NEVER_REASONS = {
     Op.DELETE: "delete refused: received files are write-once",
     Op.RMDIR: "rmdir refused: received files are write-once",
-    Op.SETATTR: "attribute change refused (chmod/chown/utime)",
+    Op.SETATTR: "attribute change refused (permissions, owner or size)",
     Op.SYMLINK: "symlink refused",
     Op.READLINK: "readlink refused",
 }
+NEVER_SAY = {Op.DELETE: Say.WRITE_ONCE, Op.RMDIR: Say.WRITE_ONCE, Op.SETATTR: Say.ATTRIBUTES}
+
+
+@dataclass(frozen=True)
+class AttributeRequest:
+    """What one attribute request asks to change (which fields it carries)."""
+
+    size: bool = False
+    owner: bool = False
+    permissions: bool = False
+    times: bool = False
+
+
+@dataclass(frozen=True)
+class AttributeDecision:
+    """How to treat an ``AttributeRequest``: the operation to authorise, what is ignored."""
+
+    op: Op | None  # None: nothing to change (answer OK, do nothing)
+    ignored: str = ""  # "permissions" when they came with times and are not applied
+
+
+def attribute_request(request: AttributeRequest) -> AttributeDecision:
+    """Decide an attribute request; see the module docstring's last rule."""
+    if request.size or request.owner:
+        return AttributeDecision(Op.SETATTR)
+    if request.times:
+        return AttributeDecision(Op.SETTIMES, "permissions" if request.permissions else "")
+    if request.permissions:
+        return AttributeDecision(Op.SETATTR)
+    return AttributeDecision(None)
 
 
 @dataclass(frozen=True)
@@ -117,7 +157,7 @@ def root_entries(account: Account, member_names: list[str]) -> list[str]:
 def check(account: Account, op: Op, location: Location) -> None:
     """Raise ``Denied`` (with the reason for the audit log) unless ``op`` is allowed."""
     if op in NEVER_REASONS:
-        raise Denied(NEVER_REASONS[op], operation=op.value)
+        raise Denied(NEVER_REASONS[op], operation=op.value, say=NEVER_SAY.get(op, Say.DENIED))
     if op in READ_OPS:
         return
     if op not in WRITE_OPS:  # pragma: no cover - every Op is in one of the sets
@@ -125,11 +165,15 @@ def check(account: Account, op: Op, location: Location) -> None:
     if location.area is Area.RECEIPTS:
         raise Denied(f"{op.value} refused: receipts are read-only", operation=op.value)
     if not location.writable_area or not location.rel:
-        raise Denied(f"{op.value} refused: this folder is read-only", operation=op.value)
+        raise Denied(
+            f"{op.value} refused: this folder is read-only", operation=op.value, say=Say.READ_ONLY
+        )
     if location.area is Area.MEMBER and not (
         account.role is Role.MEMBER and location.owner == account.name
     ):
-        raise Denied(f"{op.value} refused: another account's area", operation=op.value)
+        raise Denied(
+            f"{op.value} refused: another account's area", operation=op.value, say=Say.READ_ONLY
+        )
     if location.area is Area.OUTBOX and account.role is not Role.TECHNICIAN:
         raise Denied(f"{op.value} refused: only technicians use the outbox", operation=op.value)
 

@@ -24,6 +24,7 @@ from intake.core.config_values import (
     parse_free_space,
 )
 from intake.core.errors import ConfigError
+from intake.core.messages import DEFAULT_BANNER
 
 GIB = 1024**3
 
@@ -53,6 +54,7 @@ class ServerSection:
     public_ftps_port: int = 0  # the FTPS port members use, behind NAT (0: the listen port)
     organisation: str = ""  # who runs the service, on connection cards
     contact: str = ""  # how members reach the agency (phone, e-mail), on connection cards
+    banner: str = DEFAULT_BANNER  # SSH pre-login banner and FTPS welcome (lines: "\n")
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,9 @@ public_sftp_port = 0              # the ports members connect to when the servic
 public_ftps_port = 0              # published behind NAT on other ports (0: the listen port)
 organisation = ""                 # who runs the service, e.g. "Agence technique départementale"
 contact = ""                      # e.g. "04 70 00 00 00 - assistance@example.fr"
+# banner = "..."                  # shown before login (SSH banner, FTPS 220 welcome); lines
+                                  # split by "\\n". Default: a French text saying who runs
+                                  # the service and that every access is traced.
 
 [sftp]
 listen = "127.0.0.1:2222"         # "" turns SFTP off; "0.0.0.0:22" to serve the network

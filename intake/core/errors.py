@@ -14,17 +14,20 @@
 
 Rules:
 - ``str(error)`` is one line a person can act on; it never carries a secret.
-- ``Denied.reason`` is the detail for the audit log; front-ends send clients only a
-  generic "permission denied", never the reason.
+- ``Denied.reason`` is the detail for the audit log; front-ends send clients only the
+  text of the error's ``say`` (``intake.core.messages``), never the reason.
 """
 
 from __future__ import annotations
+
+from intake.core.messages import Say
 
 
 class IntakeError(Exception):
     """Base of every error intake raises on purpose."""
 
     exit_code = 1
+    say = Say.FAILED  # what a protocol client is told (``intake.core.messages``)
 
 
 class UsageError(IntakeError):
@@ -47,23 +50,32 @@ class ConfigError(UsageError):
 class InvalidName(UsageError):
     """A name (account, path component) breaks the naming rules."""
 
+    say = Say.NAME
+
 
 class NotFound(IntakeError):
     """The account, file or entry does not exist."""
+
+    say = Say.NOT_FOUND
 
 
 class Conflict(IntakeError):
     """The account or file already exists."""
 
+    say = Say.EXISTS
+
 
 class Denied(IntakeError):
     """The operation is forbidden for this account; ``reason`` goes to the audit log."""
 
-    def __init__(self, reason: str, operation: str = "", path: str = "") -> None:
+    def __init__(
+        self, reason: str, operation: str = "", path: str = "", say: Say = Say.DENIED
+    ) -> None:
         super().__init__("permission denied")
         self.reason = reason
         self.operation = operation
         self.path = path
+        self.say = say
 
 
 class LimitExceeded(IntakeError):

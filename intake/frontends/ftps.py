@@ -7,8 +7,9 @@ the data connection live in ``ftps_tls.py``.
 Rules (see ../shared/PITFALLS.md for why each exists):
 - TLS on the control AND data connections: ``USER``/``PASS`` before ``AUTH TLS`` get a 530
   (the password is never read; the attempt is a ``login.failed``), ``PASV``/``PORT``
-  before ``PROT P`` a 550. TLS 1.2, one context per control connection, data connections
-  must resume the control session (``[ftps] require_session_reuse``, on by default).
+  before ``PROT P`` a 550. TLS 1.2 with session tickets; data connections must resume a
+  TLS session of the same client (``[ftps] require_session_reuse``, on by default; the
+  rule is in ``ftps_tls.py``).
 - ``PORT``/``EPRT`` to another address than the client's is refused (no FTP bounce) and
   audited as ``denied``; passive ports come from ``passive_ports``; ``masquerade_address``
   is announced in PASV replies.
@@ -16,7 +17,10 @@ Rules (see ../shared/PITFALLS.md for why each exists):
   close_notify; otherwise (killed client, cut network, ABOR, timeout, server stop) it is
   ``upload.interrupted``. A resumed upload (``REST`` then ``STOR``) is refused; ``APPE``
   onto an existing file is an overwrite, refused by ``FileSession``; ``STOU`` and
-  ``REIN`` are not served; ``MFMT`` and ``SITE CHMOD`` are refused as attribute changes.
+  ``REIN`` are not served; ``SITE CHMOD`` is refused as an attribute change.
+- ``MFMT YYYYMMDDHHMMSS[.fff] path`` (FileZilla's "preserve timestamps") and ``SITE UTIME``
+  (``SITE UTIME YYYYMMDDHHMM[SS] path`` or ``SITE UTIME path atime mtime ctime UTC``) set
+  a file's times through ``FileSession.set_times``; times are UTC.
 - Every connection runs in its own thread with its own pyftpdlib IOLoop: a password hash,
   a TLS handshake or the fsync of a finished upload never stalls another client. The
   guard admits each connection first (bans and caps shared with SFTP); a login deadline
@@ -34,6 +38,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pyftpdlib.handlers import TLS_FTPHandler
@@ -42,11 +47,13 @@ from pyftpdlib.ioloop import IOLoop
 from intake.adapters import oplog
 from intake.adapters.audit import display
 from intake.adapters.keys import TLS_CERT_FILE, TLS_KEY_FILE
+from intake.core import messages
 from intake.core.config import FtpsSection, Listen
-from intake.core.errors import AuditUnavailable, StartupError
+from intake.core.errors import AuditUnavailable, IntakeError, StartupError
+from intake.core.messages import Say
 from intake.core.model import Account
 from intake.frontends.ftps_fs import SessionFS
-from intake.frontends.ftps_tls import DataChannel, TlsMaterial
+from intake.frontends.ftps_tls import DataChannel, SessionOwners, TlsContexts, TlsMaterial
 from intake.frontends.listener import ThreadedListener
 from intake.services.files import FileSession
 from intake.services.guard import Slot
@@ -83,6 +90,8 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     # Set by FtpsService on its own subclass (never on this class).
     instance: Instance
     tls: TlsMaterial  # replaced whole at SIGHUP (``FtpsService.reload_tls``)
+    contexts: TlsContexts  # the server context of new connections (rotated, ``tls``)
+    tls_sessions: SessionOwners  # whose TLS session each live control connection holds
     login_timeout = 30
     require_session_reuse = True
     # pyftpdlib's own instance state, declared for the type checker.
@@ -95,18 +104,30 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     dtp_handler = DataChannel
     abstracted_fs = SessionFS
     authorizer = _Rules()
-    banner = "intake FTPS ready (explicit FTPS: AUTH TLS required)."
+    banner = ""  # ``[server] banner``, set by FtpsService
+    last_banner_line = "FTPS explicite : AUTH TLS requis (explicit FTPS, AUTH TLS required)."
     permit_foreign_addresses = False
     permit_privileged_ports = False
     use_sendfile = False
     max_login_attempts = 3
     proto_cmds = {
-        cmd: spec for cmd, spec in TLS_FTPHandler.proto_cmds.items() if cmd not in ("REIN", "STOU")
+        **{
+            cmd: spec
+            for cmd, spec in TLS_FTPHandler.proto_cmds.items()
+            if cmd not in ("REIN", "STOU")
+        },
+        # perm None: pyftpdlib leaves the argument alone (it holds times and a path).
+        "SITE UTIME": {
+            "perm": None,
+            "auth": True,
+            "arg": True,
+            "help": "Syntax: SITE UTIME <SP> YYYYMMDDHHMMSS <SP> path (set modification time).",
+        },
     }
 
     @classmethod
     def get_ssl_context(cls) -> Any:
-        return cls.tls.context()
+        return cls.contexts.current()
 
     def __init__(self, conn: socket.socket, server: Any, ioloop: Any = None) -> None:
         self.files: FileSession | None = None
@@ -126,7 +147,13 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     def handle(self) -> None:
         remaining = max(0.1, self.login_timeout - (time.monotonic() - self.accepted))
         self.call_later(remaining, self._login_expired)
-        super().handle()
+        self.on_connect()
+        if not self._closed and not self._closing:
+            # A multi-line 220: every line but the last "220-", the last "220 ".
+            for line in self.banner.splitlines():
+                if line.strip():
+                    self.push(f"220-{line.strip()}\r\n")
+            self.respond(f"220 {self.last_banner_line}")
 
     def _login_expired(self) -> None:
         if self.authenticated or self._closed:
@@ -154,6 +181,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self._finished = True
         if self.live is not None:
             self.instance.sessions.unregister(self.live)
+        self.tls_sessions.discard(self)
         if self.files is not None:
             self.files.end(reason or self.end_reason or "connection closed before the upload ended")
         elif self._tried is not None and not self._login_audited:
@@ -239,6 +267,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             receipts=self.instance.receipts,
             budget=self.instance.budget,
         )
+        self.tls_sessions.add(self, self.socket.master_key(), account.name, self.remote_ip)
         self.authenticated = True
         self.attempted_logins = 0
         self.fs = self.abstracted_fs("/", self)
@@ -249,28 +278,75 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             self._restart_position = 0
             if self.files is not None:
                 self.files.refused("upload", "resume refused: an upload starts at byte 0", file)
-            self.respond("554 Resuming an upload is refused: send the whole file.")
+            self.respond(f"554 {messages.text(Say.RESUME)}.")
             return None
         result: str | None = super().ftp_STOR(file, mode)
         return result
 
-    def ftp_MFMT(self, path: str, timeval: str) -> None:
+    def _set_mtime(self, path: str, when: str, atime: str | None = None) -> str | None:
+        """Set ``path``'s times from FTP time values; the reply's text, or None if refused."""
+        assert self.files is not None
         try:
-            self.fs.utime(path, 0)
-        except Exception:
-            self.respond("550 Permission denied.")
+            mtime_ns = parse_ftp_time(when)
+            atime_ns = None if atime is None else parse_ftp_time(atime)
+        except ValueError:
+            self.respond("501 Invalid time: expected YYYYMMDDHHMMSS (UTC).")
+            return None
+        try:
+            self.files.set_times(path, atime_ns, mtime_ns)
+        except IntakeError as exc:
+            self.respond(f"550 {messages.for_error(exc)}.")
+            return None
+        return time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
+
+    def ftp_MFMT(self, path: str, timeval: str) -> None:
+        done = self._set_mtime(path, timeval)
+        if done is not None:
+            self.respond(f"213 Modify={done}; {path}")
+
+    def ftp_SITE_UTIME(self, line: str) -> None:
+        words = line.split()
+        if len(words) >= 5 and words[-1].upper() == "UTC":
+            # SITE UTIME path atime mtime ctime UTC (the path may hold spaces)
+            path, atime, mtime = " ".join(words[:-4]), words[-4], words[-3]
+        elif len(words) >= 2:
+            atime, mtime, path = None, words[0], line.split(" ", 1)[1].strip()
+        else:
+            self.respond("501 Syntax: SITE UTIME YYYYMMDDHHMMSS path.")
+            return
+        if self._set_mtime(self.fs.ftpnorm(path), mtime, atime) is not None:
+            self.respond("200 SITE UTIME OK.")
+
+    def ftp_MLSD(self, path: str) -> str | None:
+        # pyftpdlib answers 501 for a missing folder; clients (rclone) expect 550 for
+        # "not there" (501 stays for a file, as RFC 3659 says).
+        if not self.fs.lexists(path):
+            self.respond(f"550 {messages.text(Say.NOT_FOUND)}.")
+            return None
+        listed: str | None = super().ftp_MLSD(path)
+        return listed
 
     def ftp_RMD(self, path: str) -> None:
         try:
             self.fs.rmdir(path)
-        except Exception:
-            self.respond("550 Permission denied.")
+        except Exception as exc:
+            self.respond(f"550 {exc}.")
 
     def _make_eport(self, ip: str, port: int) -> None:
         remote = self.remote_ip.removeprefix("::ffff:")
         if ip != remote and self.files is not None:
             self.files.refused("port", f"active data connection to {ip}:{port} (FTP bounce)")
         super()._make_eport(ip, port)
+
+
+def parse_ftp_time(value: str) -> int:
+    """An FTP time value (``YYYYMMDDHHMM[SS][.fff]``, UTC) as nanoseconds since the epoch."""
+    whole, _, fraction = value.partition(".")
+    if not whole.isdigit() or len(whole) not in (12, 14) or (fraction and not fraction.isdigit()):
+        raise ValueError(value)
+    when = datetime.strptime(whole.ljust(14, "0"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    nanos = int((fraction + "000000000")[:9]) if fraction else 0
+    return int(when.timestamp()) * 1_000_000_000 + nanos
 
 
 class _ServerView:
@@ -306,12 +382,16 @@ class FtpsService:
 
     def _handler_class(self) -> type[ControlChannel]:
         low, high = self._settings.passive_ports
+        material = self._tls_material()
         attributes = {
             "instance": self._instance,
-            "tls": self._tls_material(),
+            "tls": material,
+            "contexts": TlsContexts(material),
+            "tls_sessions": SessionOwners(),
             "login_timeout": self._settings.login_timeout,
             "timeout": self._settings.idle_timeout,
             "require_session_reuse": self._settings.require_session_reuse,
+            "banner": self._instance.config.server.banner,
             "passive_ports": range(low, high + 1),
             "masquerade_address": self._settings.masquerade_address or None,
         }
@@ -340,6 +420,7 @@ class FtpsService:
         if self._handler is None:
             raise StartupError("ftps: reload before start")
         self._handler.tls = material
+        self._handler.contexts.use(material)
         return material.fingerprint
 
     def _run(self, client: socket.socket, slot: Slot) -> None:

@@ -5,10 +5,11 @@ virtual path (cwd-joined, normalised), and every call goes to the session's ``Fi
 which locates, authorises, audits and acts. The fs holds no rule of its own.
 
 Rules:
-- An intake error becomes a ``FilesystemError`` with a generic text ("Permission denied",
-  "No such file or directory"): pyftpdlib turns it into a 550 reply; the detail is already
-  in the audit log.
-- Delete, rmdir, chmod, utime and readlink are refused through ``FileSession.refuse``.
+- An intake error becomes a ``FilesystemError`` with its member-facing text
+  (``intake.core.messages``, the same as over SFTP): pyftpdlib turns it into a 550 reply;
+  the detail is already in the audit log.
+- Delete, rmdir, chmod and readlink are refused through ``FileSession.refuse``; times are
+  set by ``MFMT``/``SITE UTIME`` in ``ftps.py``.
 - Uploads open through ``FileSession.open_upload`` (staging, write-once) and are neither
   committed nor discarded by pyftpdlib: the data channel decides (see ``ftps.py``); a
   file object closed without that decision is an interrupted upload.
@@ -26,14 +27,15 @@ from pyftpdlib.exceptions import FilesystemError
 from pyftpdlib.filesystems import AbstractedFS
 
 from intake.adapters.storage import EntryStat
+from intake.core import messages
 from intake.core.authz import Op
-from intake.core.errors import Denied, IntakeError, InvalidName, LimitExceeded, NotFound
+from intake.core.errors import IntakeError, InvalidName, LimitExceeded
+from intake.core.messages import Say
 from intake.core.paths import normalize, to_text
 from intake.services.files import Download, FileSession, Upload
 
 T = TypeVar("T")
-DENIED_TEXT = "Permission denied"
-MISSING_TEXT = "No such file or directory"
+DENIED_TEXT = messages.text(Say.DENIED)
 CUT_REASON = "data connection closed before the end of the upload"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _SIX_MONTHS = 180 * 24 * 3600
@@ -43,14 +45,10 @@ def _call(action: Callable[..., T], *args: Any) -> T:
     """Run a FileSession call; intake errors become pyftpdlib's ``FilesystemError``."""
     try:
         return action(*args)
-    except Denied:
-        raise FilesystemError(DENIED_TEXT) from None
-    except NotFound:
-        raise FilesystemError(MISSING_TEXT) from None
     except LimitExceeded as exc:  # its text names the limit (too many open files...)
         raise FilesystemError(str(exc)) from None
-    except IntakeError:
-        raise FilesystemError("Operation failed") from None
+    except IntakeError as exc:
+        raise FilesystemError(messages.for_error(exc)) from None
 
 
 class UploadFile:
@@ -76,6 +74,10 @@ class UploadFile:
     def refused_by_limit(self) -> str | None:
         """Why a limit (size, hole, quota) ended the upload, or None."""
         return self._upload.refused_by_limit
+
+    @property
+    def failure_text(self) -> str:
+        return messages.text(self._upload.failure_say)
 
     def commit(self) -> None:
         """The client ended the upload cleanly: put it in place (``Denied`` if name taken)."""
@@ -215,8 +217,7 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
         _call(self.files.rename, src, dst)
 
     def _refuse(self, op: Op, path: str) -> None:
-        self.files.refuse(op, path)
-        raise FilesystemError(DENIED_TEXT)
+        raise FilesystemError(messages.for_error(self.files.refuse(op, path)))
 
     def remove(self, path: str) -> None:
         self._refuse(Op.DELETE, path)
@@ -225,9 +226,6 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
         self._refuse(Op.RMDIR, path)
 
     def chmod(self, path: str, mode: int) -> None:
-        self._refuse(Op.SETATTR, path)
-
-    def utime(self, path: str, timeval: float) -> None:
         self._refuse(Op.SETATTR, path)
 
     def readlink(self, path: str) -> str:

@@ -1,20 +1,28 @@
 """TLS for FTPS: the per-connection context and the data connection (pyOpenSSL + pyftpdlib).
 
 Rules:
-- TLS 1.2 only, ECDHE with AES-GCM or ChaCha20, no compression, no renegotiation, no
-  session tickets. TLS 1.3 would send session tickets on data connections, which cuts the
+- TLS 1.2 only, ECDHE with AES-GCM or ChaCha20, no compression, no renegotiation. TLS 1.3
+  would send session tickets after the handshake on data connections, which cuts the
   tail of uploads (the client closes with them unread), pyOpenSSL cannot turn them off per
   connection, and a data connection can only resume a session of the control's version.
-- ``TlsMaterial.context`` builds a fresh context (its own session cache and session-id
-  context) for each control connection; its data connections use that context only.
+- TLS 1.2 session tickets (RFC 5077) are issued, inside the handshake (so nothing is
+  left unread at the end of a transfer): Go's TLS client (rclone) resumes TLS 1.2 only
+  with a ticket, never by session id.
+- One server context (``TlsContexts``: session cache, session-id context, ticket keys)
+  serves every new connection and is replaced every ``ROTATE_SECONDS`` and at SIGHUP:
+  its ticket keys are OpenSSL's own, random, in memory only, never written anywhere, gone
+  with the context; a connection keeps the context it started with (so do its transfers).
 - The certificate and key are read into memory (``TlsMaterial``) at start and again at
   SIGHUP, never per connection: a renewed certificate (an ACME deploy hook, then
   ``systemctl reload``) is taken by new connections only once it loads and matches its
   key; a half-written or mismatched pair is refused and the old one kept. Sessions
   already open keep the context they started with.
-- A data connection is accepted only when it resumed its control connection's session:
-  same master secret (TLS 1.2 keeps it across resumption; a full handshake, or a session
-  from any other connection, has another). Refused: audited ``denied``, 522 reply.
+- A data connection is accepted only when it resumed a session that belongs to its own
+  control connection, or to another live control connection of the same account from
+  the same address (rclone shares one TLS session cache between its parallel control
+  connections, so it may offer the ticket of its other connection). Knowing such a
+  session's master secret is what proves the data connection's peer is that client: a
+  full handshake, or a session of anyone else, is refused (audited ``denied``, 522).
 - Nothing is sent on a data connection before its handshake is done.
 - An upload is received only when the client ended the data connection with its TLS
   close_notify (every byte it meant to send has arrived); otherwise it is interrupted.
@@ -25,6 +33,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +44,9 @@ from pyftpdlib.handlers import TLS_DTPHandler
 from pyftpdlib.handlers.ftp.data import DTPHandler
 
 from intake.adapters.keys import TlsPair, read_tls_pair
+from intake.core import messages
 from intake.core.errors import Denied, IntakeError, StartupError
+from intake.core.messages import Say
 from intake.frontends.ftps_fs import CUT_REASON, UploadFile
 
 if TYPE_CHECKING:
@@ -68,7 +80,7 @@ class TlsMaterial:
         return material
 
     def context(self) -> SSL.Context:
-        """A fresh server context (own session cache): one per control connection."""
+        """A fresh server context: its own session cache and random ticket keys."""
         ctx = _base_context()
         ctx.use_certificate(self.pair.chain[0])
         for extra in self.pair.chain[1:]:
@@ -85,7 +97,6 @@ def _base_context() -> SSL.Context:
     ctx.set_options(
         SSL.OP_NO_COMPRESSION
         | SSL.OP_CIPHER_SERVER_PREFERENCE
-        | SSL.OP_NO_TICKET
         | getattr(SSL, "OP_NO_RENEGOTIATION", 0)
     )
     ctx.set_cipher_list(CIPHERS)
@@ -93,6 +104,55 @@ def _base_context() -> SSL.Context:
     ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
     ctx.set_timeout(TLS_SESSION_SECONDS)
     return ctx
+
+
+ROTATE_SECONDS = 3600  # a server context (and its ticket keys) serves new connections this long
+
+
+class TlsContexts:
+    """The server context new connections use: replaced every ``ROTATE_SECONDS``, and at
+    once when the certificate is replaced (``use``)."""
+
+    def __init__(self, material: TlsMaterial, rotate: float = ROTATE_SECONDS) -> None:
+        self._material = material
+        self._rotate = rotate
+        self._lock = threading.Lock()
+        self._context: SSL.Context | None = None
+        self._born = 0.0
+
+    def use(self, material: TlsMaterial) -> None:
+        with self._lock:
+            self._material = material
+            self._context = None
+
+    def current(self) -> SSL.Context:
+        with self._lock:
+            now = time.monotonic()
+            if self._context is None or now - self._born >= self._rotate:
+                self._context = self._material.context()
+                self._born = now
+            return self._context
+
+
+class SessionOwners:
+    """Which account, from which address, each live control connection's TLS session is."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[int, tuple[bytes, str, str]] = {}  # id(control) -> (key, who, ip)
+
+    def add(self, control: object, master_key: bytes, account: str, ip: str) -> None:
+        with self._lock:
+            self._owners[id(control)] = (master_key, account, ip)
+
+    def discard(self, control: object) -> None:
+        with self._lock:
+            self._owners.pop(id(control), None)
+
+    def belongs(self, master_key: bytes, account: str, ip: str) -> bool:
+        """True if ``master_key`` is the session of a live control of ``account`` at ``ip``."""
+        with self._lock:
+            return (master_key, account, ip) in self._owners.values()
 
 
 class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
@@ -105,11 +165,16 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
 
     def handle_ssl_established(self) -> None:
         control: ControlChannel = self.cmd_channel
+        key = self.socket.master_key()
         if (
             control.require_session_reuse
-            and self.socket.master_key() != control.socket.master_key()
+            and key != control.socket.master_key()
+            and not (
+                control.account is not None
+                and control.tls_sessions.belongs(key, control.account.name, control.remote_ip)
+            )
         ):
-            self._refusal = "data connection did not resume the control connection's TLS session"
+            self._refusal = "data connection did not resume a TLS session of this client"
             if control.files is not None:
                 control.files.refused("data connection", self._refusal)
             self._resp = (
@@ -163,15 +228,15 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
                 upload.commit()
             except Denied:
                 self.transfer_finished = False
-                self._resp = ("550 Permission denied.", log.info)
+                self._resp = (f"550 {messages.text(Say.EXISTS)}.", log.info)
             except IntakeError:  # audited as upload.interrupted by the session
                 self.transfer_finished = False
-                self._resp = ("451 Local error: the file was not stored.", log.warning)
+                self._resp = (f"451 {messages.text(Say.FAILED)}.", log.warning)
             except Exception:
                 log.exception("ftps: storing %s failed", upload.name)
                 upload.abort("the server could not store the file")
                 self.transfer_finished = False
-                self._resp = ("451 Local error: the file was not stored.", log.warning)
+                self._resp = (f"451 {messages.text(Say.FAILED)}.", log.warning)
             return
         upload.abort(self._refusal or self.cmd_channel.end_reason or CUT_REASON)
         self.transfer_finished = False
@@ -199,10 +264,10 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
         elif isinstance(upload, UploadFile) and upload.failed:
             # The disk failed, not TLS: end the connection with a close_notify, so the
             # client keeps its TLS session usable for the next data connection.
-            self._resp = ("451 Local error: the upload failed; the file was not stored.", log.info)
+            self._resp = (f"451 {upload.failure_text}.", log.info)
         else:
             self._error = True
             log.warning("ftps: data connection error", exc_info=True)
             if not self._resp:
-                self._resp = ("426 Transfer aborted.", log.info)
+                self._resp = (f"426 {messages.text(Say.INTERRUPTED)}.", log.info)
         self.close()

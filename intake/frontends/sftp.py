@@ -260,6 +260,13 @@ class IntakeServer(paramiko.ServerInterface):
 
     # -- authentication ------------------------------------------------------------
 
+    def get_banner(self) -> tuple[str | None, str | None]:
+        """The pre-login banner (``[server] banner``), shown by PuTTY, WinSCP, FileZilla."""
+        text = self.instance.config.server.banner.strip()
+        if not text:
+            return None, None
+        return "\r\n".join(text.splitlines()) + "\r\n", "fr"
+
     def get_allowed_auths(self, username: str) -> str:
         return "publickey,password"
 

@@ -1,12 +1,16 @@
 """The SFTP protocol's file requests, translated to ``FileSession`` calls (paramiko).
 
 Rules:
-- Each request is one ``FileSession`` call; each intake error one SFTP status code with
-  paramiko's generic text (``Denied`` -> permission denied, ``NotFound`` -> no such file,
-  anything else -> failure). Unexpected exceptions are logged here (paramiko would hide
-  them) and answered with a failure; the session goes on.
-- The client's requested modes on open/mkdir are ignored; setstat, remove, rmdir,
-  symlink and readlink are refused by ``FileSession.refuse`` (audited).
+- Each request is one ``FileSession`` call; each intake error one SFTP status code
+  (``Denied`` -> permission denied, ``NotFound`` -> no such file, anything else ->
+  failure) with the error's text from ``intake.core.messages`` (the same as over FTPS).
+  Unexpected exceptions are logged here (paramiko would hide them) and answered with a
+  failure; the session goes on.
+- The client's requested modes on open/mkdir are ignored; remove, rmdir, symlink and
+  readlink are refused by ``FileSession.refuse`` (audited).
+- SETSTAT (by path) and FSETSTAT (on a handle) are decided by
+  ``authz.attribute_request``: times are set (on an open upload, at its close), a
+  permission change that comes with them is ignored, anything else is refused.
 - An upload is committed on the client's CLOSE and the CLOSE reply tells the truth
   (paramiko always answers OK); handles left open when the session ends are interrupted
   (``session_ended`` runs before paramiko closes them).
@@ -45,7 +49,8 @@ from paramiko.sftp import (
 )
 
 from intake.adapters.storage import EntryStat
-from intake.core.authz import Op
+from intake.core import messages
+from intake.core.authz import AttributeRequest, Op, attribute_request
 from intake.core.errors import Denied, IntakeError, LimitExceeded, NotFound
 from intake.core.paths import normalize, to_text
 from intake.services.files import MAX_READ, Download, FileSession, Upload
@@ -72,6 +77,24 @@ def _attributes(entry: EntryStat) -> paramiko.SFTPAttributes:
     return attr
 
 
+def _decide(attr: paramiko.SFTPAttributes) -> tuple[Op | None, str, int | None, int]:
+    """(operation, ignored, atime_ns, mtime_ns) of a SETSTAT's attributes."""
+    flags: int = getattr(attr, "_flags", 0)  # which fields the request carries
+    decision = attribute_request(
+        AttributeRequest(
+            size=bool(flags & attr.FLAG_SIZE),
+            owner=bool(flags & attr.FLAG_UIDGID),
+            permissions=bool(flags & attr.FLAG_PERMISSIONS),
+            times=bool(flags & attr.FLAG_AMTIME),
+        )
+    )
+    if decision.op is not Op.SETTIMES:
+        return decision.op, decision.ignored, None, 0
+    atime, mtime = attr.st_atime, attr.st_mtime
+    atime_ns = None if atime is None else int(atime) * 1_000_000_000
+    return decision.op, decision.ignored, atime_ns, int(mtime or 0) * 1_000_000_000
+
+
 def _status_of(exc: BaseException) -> int:
     if isinstance(exc, Denied):
         return SFTP_PERMISSION_DENIED
@@ -92,12 +115,16 @@ def _answer(method: Callable[..., R]) -> Callable[..., R | int]:
             interface.status_text = str(exc)  # the status reply names the limit
             return SFTP_FAILURE
         except IntakeError as exc:
+            interface = getattr(args[0], "_interface", args[0])
+            interface.status_text = messages.for_error(exc)
             return _status_of(exc)
         except OSError as exc:
             log.warning("sftp %s failed: %s", method.__name__, exc)
+            getattr(args[0], "_interface", args[0]).status_text = messages.for_error(exc)
             return SFTP_FAILURE
-        except Exception:
+        except Exception as exc:
             log.exception("sftp %s crashed", method.__name__)
+            getattr(args[0], "_interface", args[0]).status_text = messages.for_error(exc)
             return SFTP_FAILURE
 
     return wrapper
@@ -143,7 +170,16 @@ class IntakeSFTPHandle(paramiko.SFTPHandle):
 
     @_answer
     def chattr(self, attr: paramiko.SFTPAttributes) -> int:
-        raise self._interface.files.refuse(Op.SETATTR, self._target.path)
+        op, ignored, atime_ns, mtime_ns = _decide(attr)
+        if op is None:
+            return SFTP_OK
+        if op is not Op.SETTIMES:
+            raise self._interface.files.refuse(op, self._target.path)
+        if isinstance(self._target, Upload):
+            self._target.set_times(atime_ns, mtime_ns, ignored)
+        else:
+            self._interface.files.set_times(self._target.path, atime_ns, mtime_ns, ignored)
+        return SFTP_OK
 
 
 class IntakeSFTPInterface(paramiko.SFTPServerInterface):
@@ -200,7 +236,13 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
 
     @_answer
     def chattr(self, path: str, attr: paramiko.SFTPAttributes) -> int:
-        raise self.files.refuse(Op.SETATTR, path)
+        op, ignored, atime_ns, mtime_ns = _decide(attr)
+        if op is None:
+            return SFTP_OK
+        if op is not Op.SETTIMES:
+            raise self.files.refuse(op, path)
+        self.files.set_times(path, atime_ns, mtime_ns, ignored)
+        return SFTP_OK
 
     @_answer
     def symlink(self, target_path: str, path: str) -> int:

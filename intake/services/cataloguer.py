@@ -13,7 +13,8 @@ Two ways in, one record:
   ``receiving`` entry (so no scan takes the file while it lands), ``received`` records the
   size and SHA-256 computed in flight (never rehashed) with the server's clock, on the
   protocol thread, before the client hears its close acknowledged; ``interrupted`` and
-  ``renamed`` follow the entry.
+  ``renamed`` follow the entry; ``times_set`` (a client's "preserve timestamp") moves the
+  stat baseline along, so a new mtime is never taken for an alteration nor rehashed.
 - Anything else (an operator's drop, a restored folder, a change or removal behind the
   server's back): watchdog is the trigger, reconciliation the guarantee. The observer on
   ``data/`` only queues work; a worker thread stats, hashes (streaming) and records, off the
@@ -147,6 +148,10 @@ class Cataloguer(Reconciler, FileEvents):
         st = stat_or_none(new_disk_path)
         if self.catalog.record_moved(old_disk_path, new_disk_path, self.locate, st) is None:
             self.enqueue(("check", new_disk_path))  # never catalogued: the worker hashes it
+
+    def times_set(self, disk_path: str, before: os.stat_result, after: os.stat_result) -> None:
+        if not self.catalog.record_times_set(disk_path, file_stat(before), file_stat(after)):
+            self.enqueue(("check", disk_path))  # baseline was stale anyway: the worker hashes
 
     # -- running -------------------------------------------------------------------------
 

@@ -25,6 +25,10 @@ Rules:
   the account's ``account_quota`` (counted as bytes arrive), nor leave a hole wider than
   ``intake.core.extent.HOLE_WINDOW``: the write is refused, ``denied`` audited, the
   upload discarded (``upload.interrupted``) and every later write or close fails.
+- Setting times (a client's "preserve timestamp") is ``attributes.changed`` (path, the new
+  mtime, what was ignored); on an open upload the times wait for its close and are
+  audited right after ``upload.complete``. Listeners hear ``times_set`` with the file's
+  stat before and after, so the cataloguer knows the content was not touched.
 - Every upload's life is announced to the ``FileEvents`` listeners (the cataloguer's
   seam): ``started`` at open, then ``received`` or ``interrupted``; and ``renamed``.
   A listener that fails is logged, never fails the client's operation.
@@ -33,11 +37,13 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from intake.adapters.audit import AuditLog, display
 from intake.adapters.diskspace import DiskSpace
@@ -55,6 +61,7 @@ from intake.core.errors import (
     NotFound,
 )
 from intake.core.extent import Extent
+from intake.core.messages import Say
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
 from intake.services.budget import Budget
@@ -99,6 +106,25 @@ class FileEvents:
         new_disk_path: str,
     ) -> None:
         """A received file was renamed by its owner (same area)."""
+
+    def times_set(self, disk_path: str, before: os.stat_result, after: os.stat_result) -> None:
+        """The server changed only the times of the file at ``disk_path`` (stat around it)."""
+
+
+_WRITE_FAILURES = {errno.EDQUOT: Say.QUOTA, errno.EFBIG: Say.TOO_BIG, errno.ENOSPC: Say.DISK_FULL}
+
+
+def _write_failure(exc: OSError) -> IntakeError:
+    """The error a client gets for a failed write: quota, too big, disk full, or failure."""
+    error = IntakeError("upload failed")
+    error.say = _WRITE_FAILURES.get(exc.errno or 0, Say.FAILED)
+    return error
+
+
+def _iso(ns: int) -> str:
+    return (
+        datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
 
 
 class Download:
@@ -179,6 +205,15 @@ class Upload:
         self._counted = 0  # bytes counted against the account's quota
         self._limited = False  # a limit (not the disk) ended it
         self._space: DiskSpace | None = None  # the disk reserve ended it
+        self.failure_say = Say.FAILED  # what the client is told about ``failed``
+        self._times_ignored: str | None = None  # set once times are asked for
+
+    def set_times(self, atime_ns: int | None, mtime_ns: int, ignored: str = "") -> None:
+        """Times for the file, applied when the client closes it (FSETSTAT before CLOSE)."""
+        if self.failed or self._staged.done:
+            raise IntakeError("upload failed")
+        self._staged.set_times(atime_ns, mtime_ns)
+        self._times_ignored = ignored
 
     @property
     def size(self) -> int:
@@ -228,7 +263,9 @@ class Upload:
         except OSError as exc:
             self.failed = f"write failed: {exc.strerror or exc}"
             self.abort(self.failed)
-            raise IntakeError("upload failed") from None
+            error = _write_failure(exc)
+            self.failure_say = error.say
+            raise error from None
         self._extent.add(offset, len(data))
 
     def _refusal(self) -> LimitExceeded:
@@ -257,14 +294,17 @@ class Upload:
         except Conflict:
             self._session.budget.settle(account, self._counted, kept=False)
             self._interrupted("name taken by another upload before the close")
-            raise Denied("overwrite refused", "upload", self.path) from None
+            raise Denied("overwrite refused", "upload", self.path, Say.EXISTS) from None
         except Exception as exc:
             self._session.budget.settle(account, self._counted, kept=False)
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             log.error("storing %s failed: %s", display(self.path), detail or type(exc).__name__)
             self.failed = f"the file could not be stored: {detail or type(exc).__name__}"
             self._interrupted(self.failed)
-            raise IntakeError("the file could not be stored") from None
+            error = IntakeError("the file could not be stored")
+            if isinstance(exc, OSError):
+                error.say = _write_failure(exc).say
+            raise error from None
         try:
             self._session._audit("upload.complete", path=self.path, size=size, sha256=digest)
         except AuditUnavailable as exc:
@@ -277,6 +317,8 @@ class Upload:
             self._interrupted(self.failed)
             raise
         self._session.budget.settle(account, self._counted, kept=True)
+        if self._staged.times is not None and self._times_ignored is not None:
+            self._session._audit_times(self.path, self._staged.times[1], self._times_ignored)
         arrival = Arrival(
             self._session.account.name,
             self.location.area,
@@ -347,6 +389,12 @@ class FileSession:
             event, account=self.account.name, ip=self.ip, protocol=self.protocol, **fields
         )
 
+    def _audit_times(self, path: str, mtime_ns: int, ignored: str) -> None:
+        fields: dict[str, object] = {"mtime": _iso(mtime_ns)}
+        if ignored:
+            fields["ignored"] = ignored
+        self._audit("attributes.changed", path=path, operation=Op.SETTIMES.value, **fields)
+
     def _announce(self, what: str, *args: object) -> None:
         for listener in self._listeners:
             try:
@@ -354,10 +402,12 @@ class FileSession:
             except Exception:
                 log.exception("file-event listener %r failed on %s", listener, what)
 
-    def _deny(self, op: Op | str, path: str, reason: str, **extra: object) -> Denied:
+    def _deny(
+        self, op: Op | str, path: str, reason: str, say: Say = Say.DENIED, **extra: object
+    ) -> Denied:
         operation = op.value if isinstance(op, Op) else op
         self._audit("denied", operation=operation, path=path, reason=reason, **extra)
-        return Denied(reason, operation, path)
+        return Denied(reason, operation, path, say)
 
     def _over(self, op: Op, text: str, reason: str) -> LimitExceeded:
         """A refused open: audited once per burst (until a handle is closed again)."""
@@ -396,13 +446,13 @@ class FileSession:
         try:
             vpath = normalize(client_path)
         except InvalidName as exc:
-            raise self._deny(op, client_path, str(exc)) from None
+            raise self._deny(op, client_path, str(exc), Say.NAME) from None
         text = to_text(vpath)
         try:
             location = authz.locate(self.account, vpath)
             authz.check(self.account, op, location)
         except Denied as exc:
-            raise self._deny(op, text, exc.reason) from None
+            raise self._deny(op, text, exc.reason, exc.say) from None
         return location, text
 
     def _guarded(self, op: Op, text: str, action: Callable[[], object]) -> object:
@@ -410,9 +460,9 @@ class FileSession:
         try:
             return action()
         except Denied as exc:
-            raise self._deny(op, text, exc.reason) from None
+            raise self._deny(op, text, exc.reason, exc.say) from None
         except InvalidName as exc:
-            raise self._deny(op, text, str(exc)) from None
+            raise self._deny(op, text, str(exc), Say.NAME) from None
 
     def _receipts_of(self, op: Op, text: str) -> Receipts:
         if self._receipts is None:
@@ -516,7 +566,7 @@ class FileSession:
                     Op.UPLOAD, text, lambda: self._storage.begin_upload(location)
                 )
             except Conflict as exc:
-                raise self._deny(Op.UPLOAD, text, f"overwrite refused: {exc}") from None
+                raise self._deny(Op.UPLOAD, text, f"overwrite refused: {exc}", Say.EXISTS) from None
         except BaseException:
             self.budget.close_file(self.account.name)
             raise
@@ -530,7 +580,7 @@ class FileSession:
         try:
             self._guarded(Op.MKDIR, text, lambda: self._storage.mkdir(location))
         except Conflict:
-            raise self._deny(Op.MKDIR, text, "folder or file exists") from None
+            raise self._deny(Op.MKDIR, text, "folder or file exists", Say.EXISTS) from None
         self._audit("mkdir", path=text)
 
     def rename(self, client_source: str, client_target: str) -> None:
@@ -540,11 +590,13 @@ class FileSession:
         try:
             authz.check_rename(self.account, source, target)
         except Denied as exc:
-            raise self._deny(Op.RENAME, label, exc.reason) from None
+            raise self._deny(Op.RENAME, label, exc.reason, exc.say) from None
         try:
             self._guarded(Op.RENAME, label, lambda: self._storage.rename(source, target))
         except Conflict:
-            raise self._deny(Op.RENAME, label, "overwrite refused: target exists") from None
+            raise self._deny(
+                Op.RENAME, label, "overwrite refused: target exists", Say.EXISTS
+            ) from None
         self._audit("renamed", path=target_text, source=source_text)
         self._announce(
             "renamed",
@@ -556,18 +608,41 @@ class FileSession:
             self._storage.real_path(target),
         )
 
+    def set_times(
+        self, client_path: str, atime_ns: int | None, mtime_ns: int, ignored: str = ""
+    ) -> None:
+        """Set a file's times (``None`` atime: unchanged): a client's "preserve timestamp".
+
+        ``ignored`` names what the request also asked and is not applied ("permissions").
+        """
+        location, text = self._locate(client_path, Op.SETTIMES)
+        found = self._guarded(
+            Op.SETTIMES, text, lambda: self._storage.set_times(location, atime_ns, mtime_ns)
+        )
+        before: os.stat_result = found[0]  # type: ignore[index]
+        after: os.stat_result = found[1]  # type: ignore[index]
+        self._audit_times(text, mtime_ns, ignored)
+        self._announce("times_set", self._storage.real_path(location), before, after)
+
     def refuse(self, op: Op, client_path: str) -> Denied:
         """Delete, rmdir, attribute changes, links: always refused, always audited."""
         try:
             text = to_text(normalize(client_path))
         except InvalidName:
             text = client_path
-        return self._deny(op, text, authz.NEVER_REASONS.get(op, f"{op.value} refused"))
+        return self._deny(
+            op,
+            text,
+            authz.NEVER_REASONS.get(op, f"{op.value} refused"),
+            authz.NEVER_SAY.get(op, Say.DENIED),
+        )
 
-    def refused(self, operation: str, reason: str, client_path: str = "") -> Denied:
+    def refused(
+        self, operation: str, reason: str, client_path: str = "", say: Say = Say.DENIED
+    ) -> Denied:
         """A protocol feature a front-end turns away (a resumed upload, an FTP bounce, a
         data connection that did not resume its TLS session): audited as ``denied``."""
-        return self._deny(operation, client_path, reason)
+        return self._deny(operation, client_path, reason, say)
 
     # -- end -----------------------------------------------------------------------
 
