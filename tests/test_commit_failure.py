@@ -47,7 +47,7 @@ class TestFailedCommit:
         (instance.area("mairie-a") / "sub").rmdir()
         # paramiko's SFTPFile.close() swallows the server's status: send the CLOSE itself.
         handle._closed = True  # type: ignore[attr-defined]
-        with pytest.raises(OSError, match="(?i)failure"):
+        with pytest.raises(OSError, match=r"(?i)failure"):
             client.sftp._request(CMD_CLOSE, handle.handle)  # type: ignore[attr-defined]
         client.close()
         check_outcome(instance)

@@ -88,13 +88,17 @@ def curl(
 
 
 def raw_reply(sock: socket.socket | ssl.SSLSocket) -> str:
+    """One whole FTP reply, multi-line ones (``220-...`` up to ``220 ...``) included."""
     data = b""
-    while not data.endswith(b"\r\n"):
+    while True:
+        lines = data.split(b"\r\n")
+        done = data.endswith(b"\r\n") and lines[-2][3:4] == b" "
+        if done:
+            return data.decode()
         chunk = sock.recv(4096)
         if not chunk:
-            break
+            return data.decode()
         data += chunk
-    return data.decode()
 
 
 class TestTls:

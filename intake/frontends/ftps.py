@@ -205,6 +205,12 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             if self._closed:
                 self.finish()
 
+    def handle_ssl_established(self) -> None:
+        # Known before the login, so a data connection of this client's other control
+        # connection may wait for the login rather than be refused (``SessionOwners``).
+        self.tls_sessions.add(self, self.socket.master_key(), self.remote_ip, None)
+        super().handle_ssl_established()
+
     # -- commands --------------------------------------------------------------------
 
     def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
@@ -267,7 +273,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             receipts=self.instance.receipts,
             budget=self.instance.budget,
         )
-        self.tls_sessions.add(self, self.socket.master_key(), account.name, self.remote_ip)
+        self.tls_sessions.add(self, self.socket.master_key(), self.remote_ip, account.name)
         self.authenticated = True
         self.attempted_logins = 0
         self.fs = self.abstracted_fs("/", self)

@@ -135,24 +135,43 @@ class TlsContexts:
 
 
 class SessionOwners:
-    """Which account, from which address, each live control connection's TLS session is."""
+    """Whose TLS session each live control connection holds: (master key, address, account).
+
+    A control connection is added when its TLS handshake ends (account still unknown) and
+    gets its account at login. rclone may open two control connections at once and offer
+    the second one's ticket on the first one's data connection before the second has
+    logged in: ``belongs`` then waits (briefly) for that login instead of refusing.
+    """
+
+    WAIT_SECONDS = 5.0
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owners: dict[int, tuple[bytes, str, str]] = {}  # id(control) -> (key, who, ip)
+        self._changed = threading.Condition()
+        self._owners: dict[int, tuple[bytes, str, str | None]] = {}  # id(control) -> owner
 
-    def add(self, control: object, master_key: bytes, account: str, ip: str) -> None:
-        with self._lock:
-            self._owners[id(control)] = (master_key, account, ip)
+    def add(self, control: object, master_key: bytes, ip: str, account: str | None) -> None:
+        with self._changed:
+            self._owners[id(control)] = (master_key, ip, account)
+            self._changed.notify_all()
 
     def discard(self, control: object) -> None:
-        with self._lock:
+        with self._changed:
             self._owners.pop(id(control), None)
+            self._changed.notify_all()
 
     def belongs(self, master_key: bytes, account: str, ip: str) -> bool:
         """True if ``master_key`` is the session of a live control of ``account`` at ``ip``."""
-        with self._lock:
-            return (master_key, account, ip) in self._owners.values()
+        deadline = time.monotonic() + self.WAIT_SECONDS
+        with self._changed:
+            while True:
+                owners = [o for o in self._owners.values() if o[:2] == (master_key, ip)]
+                if any(o[2] == account for o in owners):
+                    return True
+                pending = any(o[2] is None for o in owners)
+                left = deadline - time.monotonic()
+                if not pending or left <= 0:
+                    return False
+                self._changed.wait(left)
 
 
 class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
