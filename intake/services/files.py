@@ -255,7 +255,9 @@ class Upload:
         refusal = self._limit(offset, len(data))
         if refusal is not None:
             self.failed, self._limited = refusal, True
-            self._session._deny(Op.UPLOAD, self.path, refusal, **space_fields(self._space))
+            self._session._deny(
+                Op.UPLOAD, self.path, refusal, Say.DENIED, **space_fields(self._space)
+            )
             self.abort(refusal)
             raise self._refusal()
         try:
@@ -555,7 +557,9 @@ class FileSession:
         try:
             space = self.budget.below_reserve(0, now=True)
             if space is not None:
-                self._deny(Op.UPLOAD, text, reserve_reason(space), **space_fields(space))
+                self._deny(
+                    Op.UPLOAD, text, reserve_reason(space), Say.DISK_FULL, **space_fields(space)
+                )
                 raise LimitExceeded(NO_SPACE_TEXT, Op.UPLOAD.value, text)
             self.budget.measure(
                 self.account.name,
