@@ -20,6 +20,8 @@ Rules:
   local once reached a log). A client's protocol error (paramiko's "Exception (server)"
   report with its traceback, one record per line) becomes one INFO line without
   traceback; the traceback lines show only at debug level.
+- A ``login.failed`` of a connection that never tried to log in (method ``none``) is
+  mirrored at debug level only: the front-ends summarise that noise per address.
 - Secrets never reach this log: audit records are mirrored (``audit_observer``) from the
   fields the audit log itself keeps, and no code logs a password.
 """
@@ -202,6 +204,8 @@ _audit_log = logging.getLogger("intake.audit")
 def audit_observer(event: str, fields: Mapping[str, Any]) -> None:
     """Mirror an audit record into the operational log (``AuditLog.observe``)."""
     level = _MIRRORED.get(event)
+    if event == "login.failed" and fields.get("method") == "none":
+        level = logging.DEBUG  # a connection without a login: the front-end summarises those
     if level is None or not _audit_log.isEnabledFor(level):
         return
     keep = {k: v for k, v in fields.items() if k in _FIELDS and v is not None}

@@ -10,8 +10,10 @@ Rules:
   follows, whatever happens.
 - Login deadlines count from the slot's ``accepted`` (a monotonic time), not from the
   first protocol message.
-- Refusals and failed handlers are noise (``NoiseLog``): one line per address and
-  interval, and a handler's traceback at most once per interval; the server goes on.
+- Refusals, connections that end without a login and failed handlers are noise
+  (``NoiseLog``): one line per address and interval, and a handler's traceback at most
+  once per interval; the server goes on. A session's own opened (at its login) and closed
+  lines are written for logged-in sessions only.
   A client's own error (the front-end's ``client_errors``: a reset, a broken protocol)
   never gets a traceback.
 - Each admitted connection is an operational-log session (``oplog.Session``: id, ip,
@@ -145,7 +147,8 @@ class ThreadedListener:
     def _serve(self, client: socket.socket, slot: Slot) -> None:
         self._metrics.session_opened(self.name)
         with oplog.Session(ip=slot.ip, protocol=self.name):
-            log.info("session opened")
+            # "session opened" once logged in: a connection that never logs in is noise.
+            slot.on_login = lambda: log.info("session opened")
             outcome = "closed"
             try:
                 self._handle(client, slot)
@@ -156,7 +159,12 @@ class ThreadedListener:
                 self._metrics.session_closed(self.name)
                 slot.release()
                 client.close()
-                log.info("session %s after %.1f s", outcome, time.monotonic() - slot.accepted)
+                took = time.monotonic() - slot.accepted
+                if slot.authenticated:
+                    log.info("session %s after %.1f s", outcome, took)
+                else:  # noise: audited, and summarised per address in the log
+                    log.debug("session %s after %.1f s without a login", outcome, took)
+                    self.noise.note(f"{self.name}: before login", slot.ip, f"no login ({outcome})")
 
     def _failed(self, ip: str, exc: Exception) -> None:
         self.noise.note(f"{self.name}: connection failed", ip, f"{type(exc).__name__}: {exc}")

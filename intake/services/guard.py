@@ -70,10 +70,14 @@ class Slot:
         self.evicted = False
         self._guard = guard
         self._close = close
+        self.on_login: Callable[[], None] | None = None  # the listener's "session opened"
 
     def logged_in(self) -> None:
         """The connection is authenticated: it no longer counts as a startup."""
+        first = not self.authenticated
         self._guard._logged_in(self)
+        if first and self.on_login is not None:
+            self.on_login()
 
     def release(self) -> None:
         self._guard._release(self)
