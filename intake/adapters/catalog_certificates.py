@@ -47,14 +47,9 @@ class CertificateRecords(CatalogQueries):
         return kept
 
     def certificate(self, entry_id: int) -> StoredCertificate | None:
-        row = (
-            self._db()
-            .execute(
-                "SELECT entry_id, account, destroyed_at, document FROM certificates"
-                " WHERE entry_id = ?",
-                (entry_id,),
-            )
-            .fetchone()
+        row = self._query_one(
+            "SELECT entry_id, account, destroyed_at, document FROM certificates WHERE entry_id = ?",
+            (entry_id,),
         )
         return None if row is None else StoredCertificate(*row)
 
@@ -70,7 +65,7 @@ class CertificateRecords(CatalogQueries):
             where.append("destroyed_at >= ?")
             args.append(isoformat(since))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._db().execute(
+        rows = self._query(
             "SELECT entry_id, account, destroyed_at, document FROM certificates"  # noqa: S608
             f" {clause} ORDER BY destroyed_at, entry_id",
             args,

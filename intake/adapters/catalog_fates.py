@@ -56,7 +56,7 @@ class FateRecords(CatalogQueries):
 
     def unassigned(self) -> list[Entry]:
         """Live entries no policy has been set on yet (new, or matched by none so far)."""
-        rows = self._db().execute(
+        rows = self._query(
             f"SELECT {COLUMNS} FROM entries WHERE policy IS NULL"  # noqa: S608
             f" AND state IN {LIVE_SQL} ORDER BY id"
         )
@@ -64,7 +64,7 @@ class FateRecords(CatalogQueries):
 
     def expiring(self, before: datetime) -> list[Entry]:
         """Live entries whose policy destroys them before ``before``, soonest first."""
-        rows = self._db().execute(
+        rows = self._query(
             f"SELECT {COLUMNS} FROM entries WHERE expires_at IS NOT NULL"  # noqa: S608
             f" AND expires_at < ? AND state IN {LIVE_SQL} ORDER BY expires_at, id",
             (isoformat(before),),

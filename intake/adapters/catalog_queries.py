@@ -5,9 +5,10 @@
 ``_event`` here.
 
 Rules:
-- A connection per thread (server threads, the watchdog thread, a hashing worker and CLI
-  processes use the catalog at once), each set up by ``intake.adapters.sqlite``; ``close``
-  closes them all.
+- Connections come from a small pool the catalog owns (``intake.adapters.sqlite.Pool``):
+  server threads, the watchdog thread, a hashing worker and CLI processes use the catalog
+  at once; a thread borrows a connection for one read or one write transaction and gives
+  it back, so a short-lived session thread leaves nothing open. ``close`` closes the pool.
 - Reads take no transaction: WAL gives each statement a consistent snapshot. A write is one
   short ``BEGIN IMMEDIATE`` transaction that re-reads what it depends on before writing.
 - ``_move`` is the only place a state changes: along ``intake.core.model.ALLOWED_TRANSITIONS``
@@ -20,8 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -48,7 +48,7 @@ from intake.core.model import ArrivalState, can_move
 
 
 class CatalogQueries:
-    """The catalog database, read side; thread-safe (a connection per thread)."""
+    """The catalog database, read side; thread-safe (a pool of connections)."""
 
     def __init__(self, path: Path, clock: Clock, data_dir: Path | str | None = None) -> None:
         self._path = path
@@ -57,10 +57,9 @@ class CatalogQueries:
         self._root = os.path.realpath(
             data_dir if data_dir is not None else path.parent.parent / "data"
         )
-        self._local = threading.local()
-        self._connections: list[sqlite.Connection] = []
-        self._connections_lock = threading.Lock()
-        sqlite.migrate(self._db(), path, MIGRATIONS)
+        self._pool = sqlite.Pool(path)
+        with self._pool.connection() as db:
+            sqlite.migrate(db, path, MIGRATIONS)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -90,28 +89,24 @@ class CatalogQueries:
             return None
         return subtree(rel)
 
-    def _db(self) -> sqlite.Connection:
-        db: sqlite.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite.open_connection(self._path)
-            self._local.db = db
-            with self._connections_lock:
-                self._connections.append(db)
-        return db
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite.Row]:
+        """Every row of one read statement, on a borrowed connection given back at once."""
+        with self._pool.connection() as db:
+            return db.execute(sql, args).fetchall()
+
+    def _query_one(self, sql: str, args: Sequence[Any] = ()) -> sqlite.Row | None:
+        rows = self._query(sql, args)
+        return rows[0] if rows else None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite.Connection]:
-        """One short write transaction on this thread's connection."""
-        with sqlite.transaction(self._db()) as db:
+        """One short write transaction on a borrowed connection."""
+        with self._pool.connection() as db, sqlite.transaction(db):
             yield db
 
     def close(self) -> None:
-        """Close every connection this catalog opened (call once no thread uses it)."""
-        with self._connections_lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close the pooled connections (call once no thread uses the catalog)."""
+        self._pool.close()
 
     def _now(self) -> str:
         return isoformat(self._clock.now())
@@ -171,7 +166,8 @@ class CatalogQueries:
     # -- reading -------------------------------------------------------------------
 
     def get(self, entry_id: int) -> Entry:
-        return self._entry(self._row(self._db(), entry_id))
+        with self._pool.connection() as db:
+            return self._entry(self._row(db, entry_id))
 
     def entries(self, account: str | None = None, include_attempts: bool = False) -> list[Entry]:
         """Every catalogued arrival, oldest first; uploads that never completed only on request."""
@@ -182,7 +178,7 @@ class CatalogQueries:
         if not include_attempts:
             where.append("state NOT IN ('receiving', 'interrupted')")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._db().execute(
+        rows = self._query(
             f"SELECT {COLUMNS} FROM entries {clause} ORDER BY received_at, id",  # noqa: S608
             args,
         )
@@ -190,7 +186,7 @@ class CatalogQueries:
 
     def live_entries(self) -> list[Entry]:
         """Arrivals whose file is still expected on disk: received, forwarded, altered."""
-        rows = self._db().execute(
+        rows = self._query(
             f"SELECT {COLUMNS} FROM entries WHERE state IN {LIVE_SQL}"  # noqa: S608
             " ORDER BY received_at, id"
         )
@@ -198,7 +194,8 @@ class CatalogQueries:
 
     def at_path(self, disk_path: str) -> list[Entry]:
         """Entries receiving or live at ``disk_path`` (normally none or one)."""
-        return [self._entry(r) for r in self._rows_at(self._db(), disk_path, OPEN_SQL)]
+        with self._pool.connection() as db:
+            return [self._entry(r) for r in self._rows_at(db, disk_path, OPEN_SQL)]
 
     def known(self, under: str | None = None) -> list[Known]:
         """Receiving and live entries (below the folder ``under``), for a scan."""
@@ -218,15 +215,15 @@ class CatalogQueries:
             "SELECT id, disk_path, state, sha256, st_size, st_mtime_ns, st_ino, st_ctime_ns,"  # noqa: S608
             f" destroy_intent FROM entries WHERE state IN {OPEN_SQL}{clause} ORDER BY id"
         )
-        return [self._known_entry(row) for row in self._db().execute(sql, args)]
+        return [self._known_entry(row) for row in self._query(sql, args)]
 
     def history(self, entry_id: int) -> list[dict[str, Any]]:
         """The entry's events in order: ``at`` (aware UTC), ``event``, ``detail`` (a dict)."""
-        db = self._db()
-        self._row(db, entry_id)
-        rows = db.execute(
-            "SELECT at, event, detail FROM events WHERE entry_id = ? ORDER BY id", (entry_id,)
-        )
+        with self._pool.connection() as db:
+            self._row(db, entry_id)
+            rows = db.execute(
+                "SELECT at, event, detail FROM events WHERE entry_id = ? ORDER BY id", (entry_id,)
+            ).fetchall()
         return [
             {"at": parse_iso(r["at"]), "event": r["event"], "detail": json.loads(r["detail"])}
             for r in rows
@@ -234,7 +231,7 @@ class CatalogQueries:
 
     def pending_destroy_intents(self) -> list[Entry]:
         """Entries whose destruction was intended but not recorded (a sweeper was cut)."""
-        rows = self._db().execute(
+        rows = self._query(
             f"SELECT {COLUMNS} FROM entries WHERE destroy_intent IS NOT NULL"  # noqa: S608
             f" AND state IN {LIVE_SQL} ORDER BY id"
         )
@@ -243,18 +240,14 @@ class CatalogQueries:
     def counts_by_state(self) -> dict[str, int]:
         """How many entries are in each state (every state named, zero included)."""
         counts = {state.value: 0 for state in ArrivalState}
-        for row in self._db().execute("SELECT state, COUNT(*) FROM entries GROUP BY state"):
+        for row in self._query("SELECT state, COUNT(*) FROM entries GROUP BY state"):
             counts[str(row[0])] = int(row[1])
         return counts
 
     def forward_queue(self) -> tuple[int, datetime | None]:
         """Outbox files received and not yet forwarded: how many, and the oldest arrival."""
-        row = (
-            self._db()
-            .execute(
-                "SELECT COUNT(*), MIN(received_at) FROM entries"
-                " WHERE area = 'outbox' AND state = 'received'"
-            )
-            .fetchone()
+        (row,) = self._query(
+            "SELECT COUNT(*), MIN(received_at) FROM entries"
+            " WHERE area = 'outbox' AND state = 'received'"
         )
         return int(row[0]), parse_iso(row[1]) if row[1] else None

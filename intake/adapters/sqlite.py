@@ -13,6 +13,12 @@ Rules:
 - A write is one short ``BEGIN IMMEDIATE`` transaction: the write lock is taken at once, so
   two writers never deadlock upgrading a read; any exception rolls it back whole.
 - Rows are ``sqlite3.Row``: by column name or by index.
+- ``Pool`` owns a database's connections for a long-lived object used by many threads
+  (the catalog): a thread borrows one for a statement or a transaction and gives it back;
+  at most ``idle`` stay open between uses, the rest are closed at once. A thread that is
+  gone holds nothing (a connection per thread, kept until shutdown, leaked two
+  descriptors per short-lived session thread). A nested borrow on the same thread gets
+  the connection it already holds, so a read inside a write sees that write.
 - A schema is a tuple of numbered migrations, applied in order in one transaction and
   recorded in ``PRAGMA user_version``; a file written by a newer intake is refused
   (``UsageError``), never rewritten.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +69,49 @@ def _owner_only(path: Path) -> None:
             continue
         if stat.S_IMODE(mode) & 0o077:
             os.chmod(name, 0o600)
+
+
+class Pool:
+    """The connections of one database file; see the rules. ``close`` closes them all."""
+
+    def __init__(self, path: Path, idle: int = 4) -> None:
+        self._path = path
+        self._max_idle = idle
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        self._held = threading.local()
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for the length of a ``with`` block (this thread's, if it holds one)."""
+        held: Connection | None = getattr(self._held, "db", None)
+        if held is not None:
+            yield held
+            return
+        with self._lock:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = open_connection(self._path)
+        self._held.db = db
+        try:
+            yield db
+        finally:
+            self._held.db = None
+            with self._lock:
+                keep = not self._closed and len(self._idle) < self._max_idle
+                if keep:
+                    self._idle.append(db)
+            if not keep:
+                db.close()
+
+    def close(self) -> None:
+        """Close the idle connections; one still borrowed is closed when it is given back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
 
 
 @contextmanager
