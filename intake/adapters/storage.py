@@ -7,10 +7,17 @@ Layout under the instance's ``data/``::
     data/.staging/                uploads in progress; inside no client's view
 
 Rules:
-- Jail: a location maps to ``area root + rel``; it is accepted only when its
-  ``realpath`` equals its lexical path (no symlink anywhere on the way) and lies within
-  the area root (``commonpath``). Files are opened with ``O_NOFOLLOW``. Anything else is
-  ``Denied`` with the reason for the audit log.
+- Jail: a location maps to ``area root + rel``, and is never checked by name and then
+  opened by name (a folder swapped for a symlink in between would lead outside). Every
+  operation (read, write, list, rename, mkdir, stat) resolves the path component by
+  component from the trusted ``data/`` (or ``log/``) descriptor: each folder is opened
+  ``O_NOFOLLOW | O_DIRECTORY`` relative to its parent's descriptor, and the last name is
+  acted on through its folder's descriptor (``openat``, ``fstatat``, ``mkdirat``,
+  ``renameat2``). A symlink anywhere, at any moment, is ``Denied`` ("symlink in path").
+  ``real_path`` is the lexical path, for records and messages only.
+- A regular file with more than one link (``st_nlink > 1``: a hard link planted by hand,
+  which could be a name for a file outside the area) is refused (``Denied``), as is
+  anything that is not a regular file or a folder.
 - Only regular files and folders are shown or served; anything else on disk is invisible.
   A file is opened with ``O_NONBLOCK`` (a FIFO or a device planted in an area must not
   hang the opening thread), checked with ``fstat`` to be a regular file, and only then
@@ -41,6 +48,7 @@ import os
 import stat
 import threading
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,12 +64,19 @@ _AT_FDCWD = -100
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def rename_noreplace(source: str, target: str) -> None:
-    """Rename, failing with ``FileExistsError`` if ``target`` exists (atomically)."""
+def rename_noreplace(
+    source: str, target: str, src_dir_fd: int = _AT_FDCWD, dst_dir_fd: int = _AT_FDCWD
+) -> None:
+    """Rename, failing with ``FileExistsError`` if ``target`` exists (atomically).
+
+    With folder descriptors, ``source`` and ``target`` are names in those folders.
+    """
     renameat2 = getattr(_libc, "renameat2", None)
     if renameat2 is not None:
         if (
-            renameat2(_AT_FDCWD, source.encode(), _AT_FDCWD, target.encode(), _RENAME_NOREPLACE)
+            renameat2(
+                src_dir_fd, os.fsencode(source), dst_dir_fd, os.fsencode(target), _RENAME_NOREPLACE
+            )
             == 0
         ):
             return
@@ -69,8 +84,58 @@ def rename_noreplace(source: str, target: str) -> None:
         if err not in (errno.ENOSYS, errno.EINVAL):
             raise OSError(err, os.strerror(err), target)
     # Filesystems without renameat2 flags: link() refuses an existing name atomically.
-    os.link(source, target, follow_symlinks=False)
-    os.unlink(source)
+    src_fd = None if src_dir_fd == _AT_FDCWD else src_dir_fd
+    dst_fd = None if dst_dir_fd == _AT_FDCWD else dst_dir_fd
+    os.link(source, target, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+    os.unlink(source, dir_fd=src_fd)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_dir_beneath(base: str, parts: Sequence[str]) -> int:
+    """A descriptor of the folder ``base/parts...``, each component opened from its parent's
+    descriptor with ``O_NOFOLLOW | O_DIRECTORY``: a symlink on the way, even one swapped in
+    a moment ago, fails (``Denied``); a missing folder is ``NotFound``."""
+    fd = os.open(base, _DIR_FLAGS)
+    try:
+        for part in parts:
+            if not part or part in (".", "..") or "/" in part:
+                raise Denied("bad path component")
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if _is_symlink(part, fd):  # O_DIRECTORY on a symlink says ENOTDIR
+                    raise Denied("symlink in path") from None
+                raise _jail_error(exc) from None
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _jail_error(exc: OSError) -> Exception:
+    """What an ``OSError`` met while resolving beneath an area means to a client."""
+    if exc.errno == errno.ELOOP:
+        return Denied("symlink in path")
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return NotFound("no such file or folder")
+    return exc
+
+
+def check_single_link(st: os.stat_result) -> None:
+    """``Denied`` for a regular file with other names (a hard link planted by hand)."""
+    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+        raise Denied("a hard link: refused")
 
 
 def fsync_dir(path: str) -> None:
@@ -97,10 +162,13 @@ def _entry(name: str, st: os.stat_result) -> EntryStat:
 class StagedUpload:
     """One upload in ``.staging``: write, then ``commit`` (into place) or ``discard``."""
 
-    def __init__(self, storage: Storage, staging_path: str, target: str) -> None:
+    def __init__(
+        self, storage: Storage, staging_path: str, target: str, location: Location | None = None
+    ) -> None:
         self._storage = storage
         self.staging_path = staging_path
         self.target = target
+        self.location = location
         self._fd = os.open(
             staging_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
@@ -145,18 +213,42 @@ class StagedUpload:
             self._fd = -1
             digest = self._sha256()
             size = os.stat(self.staging_path).st_size
-            try:
-                rename_noreplace(self.staging_path, self.target)
-            except FileExistsError:
-                raise Conflict("target exists") from None
-            # The rename is the commit point: the file is in place, whole, from here on.
-            try:
-                fsync_dir(os.path.dirname(self.target))
-            except OSError as exc:
-                log.warning("fsync of the folder of a received file failed: %s", exc.strerror)
+            if self.location is None:
+                self._rename_by_path()
+            else:
+                self._rename_beneath(self.location)
             return size, digest
         finally:
             self._finish()
+
+    def _rename_by_path(self) -> None:
+        try:
+            rename_noreplace(self.staging_path, self.target)
+        except FileExistsError:
+            raise Conflict("target exists") from None
+        # The rename is the commit point: the file is in place, whole, from here on.
+        try:
+            fsync_dir(os.path.dirname(self.target))
+        except OSError as exc:
+            log.warning("fsync of the folder of a received file failed: %s", exc.strerror)
+
+    def _rename_beneath(self, location: Location) -> None:
+        """Into place through both folders' descriptors, the target's resolved afresh."""
+        staging_dir, staging_name = os.path.split(self.staging_path)
+        source_fd = os.open(staging_dir, _DIR_FLAGS)
+        try:
+            with self._storage.parent_of(location) as (target_fd, name):
+                try:
+                    rename_noreplace(staging_name, name, source_fd, target_fd)
+                except FileExistsError:
+                    raise Conflict("target exists") from None
+                # The rename is the commit point: the file is in place, whole, from here on.
+                try:
+                    os.fsync(target_fd)
+                except OSError as exc:
+                    log.warning("fsync of the folder of a received file failed: %s", exc.strerror)
+        finally:
+            os.close(source_fd)
 
     def discard(self) -> None:
         self._finish()
@@ -165,9 +257,18 @@ class StagedUpload:
         """Take a just-committed file back out (its arrival could not be recorded): moved
         back into staging, then removed. Only ever for the file this upload created."""
         try:
-            rename_noreplace(self.target, self.staging_path)
-        except OSError as exc:
-            log.error("could not take back %s: %s", self.target, exc.strerror)
+            if self.location is None:
+                rename_noreplace(self.target, self.staging_path)
+            else:  # through the folders' descriptors, as it was put there
+                staging_dir, staging_name = os.path.split(self.staging_path)
+                source_fd = os.open(staging_dir, _DIR_FLAGS)
+                try:
+                    with self._storage.parent_of(self.location) as (target_fd, name):
+                        rename_noreplace(name, staging_name, target_fd, source_fd)
+                finally:
+                    os.close(source_fd)
+        except (OSError, Denied, NotFound) as exc:
+            log.error("could not take back %s: %s", self.target, exc)
             return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.staging_path)
@@ -291,59 +392,194 @@ class Storage:
             raise Denied("path leaves the area")
         return resolved
 
+    # -- resolving beneath an area -------------------------------------------------
+
+    def _base(self, location: Location) -> tuple[str, list[str]]:
+        """The trusted folder and the components below it that lead to ``location``."""
+        if location.owner and ("/" in location.owner or location.owner in (".", "..")):
+            raise Denied("bad area name")
+        if location.area is Area.MEMBER:
+            return self.data_dir, ["members", location.owner, *location.rel]
+        if location.area is Area.OUTBOX:
+            return self.data_dir, ["outbox", location.owner, *location.rel]
+        if location.area is Area.AUDIT:
+            return self.audit_root, list(location.rel)
+        raise Denied("no folder behind the virtual root")
+
+    @contextlib.contextmanager
+    def folder_of(self, location: Location) -> Iterator[int]:
+        """A descriptor of the folder ``location`` (resolved beneath; closed after)."""
+        base, parts = self._base(location)
+        fd = open_dir_beneath(base, parts)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def parent_of(self, location: Location) -> Iterator[tuple[int, str]]:
+        """(descriptor of its folder, its name) for a location below an area's root."""
+        if not location.rel:
+            raise Denied("the area itself")
+        base, parts = self._base(location)
+        fd = open_dir_beneath(base, parts[:-1])
+        try:
+            yield fd, parts[-1]
+        finally:
+            os.close(fd)
+
+    def disk_beneath(self, path: str) -> tuple[str, list[str]]:
+        """A disk path inside ``data/`` as (data dir, components); ``Denied`` outside it."""
+        if not is_within(self.data_dir, path) or path == self.data_dir:
+            raise Denied("path leaves the data folder")
+        return self.data_dir, path[len(self.data_dir) + 1 :].split(os.sep)
+
+    def open_file_beneath(self, path: str) -> int:
+        """A read-only descriptor of the regular file at disk ``path`` in ``data/``,
+        resolved component by component (a symlink anywhere is ``Denied``)."""
+        base, parts = self.disk_beneath(path)
+        folder = open_dir_beneath(base, parts[:-1])
+        try:
+            fd = open_regular(parts[-1], dir_fd=folder)
+        except OSError as exc:
+            raise _jail_error(exc) from None
+        finally:
+            os.close(folder)
+        try:
+            check_single_link(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def hash_beneath(self, path: str, chunk: int = 1 << 20) -> tuple[str, os.stat_result]:
+        """SHA-256 and final ``fstat`` of the file at disk ``path`` (see ``open_file_beneath``)."""
+        fd = self.open_file_beneath(path)
+        try:
+            digest = hashlib.sha256()
+            while block := os.read(fd, chunk):
+                digest.update(block)
+            return digest.hexdigest(), os.fstat(fd)
+        finally:
+            os.close(fd)
+
+    def walk_beneath(
+        self, folder: str, stopped: Callable[[], bool] = lambda: False
+    ) -> Iterator[tuple[str, os.stat_result]]:
+        """Everything but folders below disk ``folder``, with its stat (``lstat``): folders
+        are entered by descriptor (``O_NOFOLLOW``), never by name, so a folder swapped for
+        a symlink is skipped, not followed. ``data/.staging`` is skipped."""
+        try:
+            base, parts = self.disk_beneath(folder)
+            root_fd = open_dir_beneath(base, parts)
+        except (Denied, NotFound, OSError):
+            return
+        stack = [(folder, root_fd)]
+        try:
+            while stack:
+                path, fd = stack.pop()
+                try:
+                    with os.scandir(fd) as items:
+                        for item in items:
+                            if stopped():
+                                return
+                            child = os.path.join(path, item.name)
+                            try:
+                                st = os.stat(item.name, dir_fd=fd, follow_symlinks=False)
+                            except OSError:
+                                continue
+                            if stat.S_ISDIR(st.st_mode):
+                                if child == self.staging_root:
+                                    continue
+                                try:
+                                    stack.append((child, os.open(item.name, _DIR_FLAGS, dir_fd=fd)))
+                                except OSError:
+                                    continue
+                            else:
+                                yield child, st
+                except OSError:
+                    continue
+                finally:
+                    os.close(fd)
+        finally:
+            for _path, fd in stack:
+                os.close(fd)
+
     # -- reading -------------------------------------------------------------------
 
     def stat(self, location: Location) -> EntryStat:
-        path = self.real_path(location)
         try:
-            st = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
+            if not location.rel:
+                with self.folder_of(location) as fd:
+                    st = os.fstat(fd)
+            else:
+                with self.parent_of(location) as (fd, name):
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as exc:
+            raise _jail_error(exc) from None
+        except NotFound:
             raise NotFound("no such file") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise Denied("symlink in path")
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             raise NotFound("no such file")
         return _entry(location.rel[-1] if location.rel else "/", st)
 
     def list_dir(self, location: Location) -> list[EntryStat]:
-        path = self.real_path(location)
-        try:
-            scanned = list(os.scandir(path))
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound("no such folder") from None
         entries = []
-        for item in scanned:
-            try:
-                st = item.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-                entries.append(_entry(item.name, st))
+        try:
+            with self.folder_of(location) as fd, os.scandir(fd) as scanned:
+                for item in scanned:
+                    try:
+                        st = os.stat(item.name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                        entries.append(_entry(item.name, st))
+        except NotFound:
+            raise NotFound("no such folder") from None
+        except OSError as exc:
+            raise _jail_error(exc) from None
         return sorted(entries, key=lambda e: e.name)
 
     def open_read(self, location: Location) -> int:
-        """A read-only descriptor of a regular file."""
-        path = self.real_path(location)
+        """A read-only descriptor of a regular file with one name (resolved beneath)."""
         try:
-            return open_regular(path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound("no such file") from None
+            with self.parent_of(location) as (folder, name):
+                fd = open_regular(name, dir_fd=folder)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise Denied("symlink in path") from None
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise NotFound("no such file") from None
+            raise _jail_error(exc) from None
+        try:
+            check_single_link(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
             raise
+        return fd
 
     # -- writing -------------------------------------------------------------------
 
-    def _new_target(self, location: Location) -> str:
-        """The path where a new entry may be created: parent exists, name free and valid."""
+    def _check_free(self, location: Location) -> str:
+        """The disk path where a new entry may be created: its folder exists (reached
+        beneath), the name is valid and free. The creation resolves again itself."""
         check_new_name(location.rel[-1])
-        parent = Location(location.area, location.owner, location.rel[:-1])
-        parent_path = self.real_path(parent)
-        if not os.path.isdir(parent_path):
-            raise NotFound("no such folder")
-        target = os.path.join(parent_path, location.rel[-1])
-        if os.path.lexists(target):
-            raise Conflict("target exists")
-        return target
+        try:
+            with self.parent_of(location) as (fd, name):
+                try:
+                    os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    pass
+                else:
+                    raise Conflict("target exists")
+        except NotFound:
+            raise NotFound("no such folder") from None
+        except OSError as exc:
+            raise _jail_error(exc) from None
+        return self.real_path(location)
+
+    def _new_target(self, location: Location) -> str:
+        return self._check_free(location)
 
     def begin_upload(self, location: Location) -> StagedUpload:
         target = self._new_target(location)
@@ -353,7 +589,7 @@ class Storage:
             self._reserved.add(target)
         try:
             staging = os.path.join(self.staging_root, f"{uuid.uuid4().hex}.part")
-            return StagedUpload(self, staging, target)
+            return StagedUpload(self, staging, target, location)
         except BaseException:
             self.release(target)
             raise
@@ -363,30 +599,46 @@ class Storage:
             self._reserved.discard(target)
 
     def mkdir(self, location: Location) -> None:
-        target = self._new_target(location)
+        check_new_name(location.rel[-1])
         try:
-            os.mkdir(target, 0o750)
-        except FileExistsError:
-            raise Conflict("target exists") from None
-        fsync_dir(os.path.dirname(target))
+            with self.parent_of(location) as (fd, name):
+                try:
+                    os.mkdir(name, 0o750, dir_fd=fd)
+                except FileExistsError:
+                    raise Conflict("target exists") from None
+                os.fsync(fd)
+        except NotFound:
+            raise NotFound("no such folder") from None
+        except OSError as exc:
+            raise _jail_error(exc) from None
 
     def rename(self, source: Location, target: Location) -> None:
-        src = self.real_path(source)
-        if not source.rel or not os.path.lexists(src):
+        if not source.rel:
             raise NotFound("no such file")
-        if not stat.S_ISREG(os.lstat(src).st_mode):
-            raise Denied("only files can be renamed")
-        dst = self._new_target(target)
+        dst = self._check_free(target)
         with self._lock:
             if dst in self._reserved:
                 raise Conflict("an upload to this name is in progress")
         try:
-            rename_noreplace(src, dst)
-        except FileExistsError:
-            raise Conflict("target exists") from None
-        fsync_dir(os.path.dirname(dst))
-        if os.path.dirname(src) != os.path.dirname(dst):
-            fsync_dir(os.path.dirname(src))
+            with (
+                self.parent_of(source) as (src_fd, src_name),
+                self.parent_of(target) as (dst_fd, dst_name),
+            ):
+                try:
+                    st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    raise NotFound("no such file") from None
+                if not stat.S_ISREG(st.st_mode):
+                    raise Denied("only files can be renamed")
+                check_single_link(st)
+                try:
+                    rename_noreplace(src_name, dst_name, src_fd, dst_fd)
+                except FileExistsError:
+                    raise Conflict("target exists") from None
+                os.fsync(dst_fd)
+                os.fsync(src_fd)
+        except OSError as exc:
+            raise _jail_error(exc) from None
 
     def set_times(
         self, location: Location, atime_ns: int | None, mtime_ns: int

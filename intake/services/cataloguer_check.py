@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 
 from intake.adapters.audit import AuditLog, display
 from intake.adapters.catalog import Catalog, Entry, FileStat, Found, Known
-from intake.adapters.storage import Storage, sha256_file
+from intake.adapters.storage import Storage
 from intake.core.authz import OUTBOX, Area
 from intake.core.clock import Clock
-from intake.core.errors import Denied
+from intake.core.errors import Denied, NotFound
 from intake.core.model import ArrivalState
 from intake.services.retention import RetentionBook
 
@@ -206,31 +206,37 @@ class FileChecks:
         self._compare(live[-1].id, live[-1].sha256, found, report)
         return None
 
-    def refuse_special(self, path: str) -> None:
-        """A FIFO, device or socket in an area: never opened, audited ``denied`` once."""
+    def refuse_special(
+        self, path: str, reason: str = "not a regular file (FIFO, device or socket)"
+    ) -> None:
+        """A FIFO, device, socket or hard link in an area: never catalogued, audited
+        ``denied`` once."""
         if path in self._refused_special:
             return
         self._refused_special.add(path)
         where = self.locate(path)
-        log.warning("not a regular file, not catalogued: %s", display(path))
+        log.warning("%s, not catalogued: %s", reason, display(path))
         self.audit.record(
             "denied",
             account=where[0] if where else None,
             path=where[2] if where else display(path),
             protocol=self.protocol,
             operation="catalogue",
-            reason="not a regular file (FIFO, device or socket)",
+            reason=reason,
         )
 
     def _hash(self, path: str, where: Where, st: FileStat, report: ScanReport) -> Found | None:
         """Hash a file (streaming); None if it changed or went while being read."""
         try:
-            digest = sha256_file(path)
-            after = file_stat(os.lstat(path))
-        except OSError:
+            # Opened beneath data/ component by component: a folder swapped for a symlink
+            # since the walk makes this fail, never hashes a file outside the areas.
+            digest, raw = self.storage.hash_beneath(path)
+            after = file_stat(raw)
+        except (OSError, NotFound):
             return None
-        except Denied:  # it became a FIFO or a device since its stat
-            self.refuse_special(path)
+        except Denied as exc:  # a symlink on the way, a FIFO or a hard link since its stat
+            if "symlink" not in exc.reason:
+                self.refuse_special(path, exc.reason)
             return None
         report.hashed += 1
         report.hashed_bytes += st.size

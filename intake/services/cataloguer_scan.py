@@ -54,28 +54,19 @@ class Reconciler(FileChecks):
         return False
 
     def _walk(self, folder: str) -> Iterator[tuple[str, os.stat_result]]:
-        """Every regular file below ``folder`` (no symlink followed, staging skipped)."""
-        stack = [folder]
-        while stack:
-            current = stack.pop()
-            try:
-                with os.scandir(current) as items:
-                    for item in items:
-                        if self._stop.is_set():
-                            raise Stopped
-                        try:
-                            st = item.stat(follow_symlinks=False)
-                        except OSError:
-                            continue
-                        if stat_mod.S_ISDIR(st.st_mode):
-                            if item.path != self.storage.staging_root:
-                                stack.append(item.path)
-                        elif stat_mod.S_ISREG(st.st_mode):
-                            yield item.path, st
-                        elif not stat_mod.S_ISLNK(st.st_mode):
-                            self.refuse_special(item.path)
-            except (FileNotFoundError, NotADirectoryError, PermissionError):
-                continue
+        """Every regular file with one name below ``folder``, entered by descriptor (a
+        folder swapped for a symlink is never followed), staging skipped; a FIFO, device,
+        socket or hard link met on the way is refused (audited once)."""
+        for path, st in self.storage.walk_beneath(folder):
+            if self._stop.is_set():
+                raise Stopped
+            if stat_mod.S_ISREG(st.st_mode):
+                if st.st_nlink > 1:
+                    self.refuse_special(path, "a hard link (more than one name)")
+                    continue
+                yield path, st
+            elif not stat_mod.S_ISLNK(st.st_mode):
+                self.refuse_special(path)
 
     def reconcile(self, folder: str | None = None, why: str = "scan") -> ScanReport:
         """Make the catalog match the disk (below ``folder``, or everywhere)."""
