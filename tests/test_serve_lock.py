@@ -89,3 +89,33 @@ class TestOneServePerInstance:
         again = ServeProcess(instance)
         again.kill()
         assert "sftp" in again.addresses
+
+
+class TestRecoveryAtStart:
+    def test_upload_in_place_but_unrecorded_is_received_not_interrupted(
+        self, instance: TestInstance
+    ) -> None:
+        """A server killed after the rename into place, before recording it: at the next
+        start the upload is received (one entry, hashed), never interrupted."""
+        instance.add_account("mairie-a")
+        inst = instance.open()
+        try:
+            target = instance.area("mairie-a") / "db.bak"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            entry_id = inst.catalog.begin_receiving(
+                "mairie-a", "member", "/db.bak", str(target.resolve()), "sftp"
+            )
+        finally:
+            inst.close()
+        target.write_bytes(b"committed just before the kill")
+        serve = ServeProcess(instance)
+        try:
+            listed = json.loads(
+                instance.cli("catalog", "list", "--all", "--json", check=True).stdout
+            )
+        finally:
+            serve.kill()
+        assert [(entry_id, "/db.bak", "received")] == [
+            (e["id"], e["path"], e["state"]) for e in listed
+        ]
+        assert hashlib.sha256(b"committed just before the kill").hexdigest() == listed[0]["sha256"]

@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from intake.adapters.catalog_model import (
+    COLUMNS,
     LIVE_SQL,
     LIVE_STATES,
     MAX_VARIABLES,
@@ -135,6 +136,13 @@ class ArrivalRecords(CatalogQueries):
                 self._move(db, entry_id, ArrivalState.INTERRUPTED, size=size)
                 self._event(db, entry_id, "interrupted", size=size, reason=reason)
         return ids
+
+    def receiving(self) -> list[Entry]:
+        """Uploads still ``receiving`` (at a server start: what the previous run left)."""
+        rows = self._query(
+            f"SELECT {COLUMNS} FROM entries WHERE state = 'receiving' ORDER BY id"  # noqa: S608
+        )
+        return [self._entry(r) for r in rows]
 
     def interrupt_all_receiving(self, reason: str) -> list[int]:
         """At server start: every upload still ``receiving`` was cut by the previous stop."""

@@ -55,6 +55,7 @@ from intake.adapters.catalog import Catalog
 from intake.adapters.storage import Storage
 from intake.core.authz import Area
 from intake.core.clock import Clock
+from intake.core.errors import IntakeError
 from intake.services.cataloguer_check import (
     SETTLE_SECONDS,
     ScanReport,
@@ -157,6 +158,7 @@ class Cataloguer(Reconciler, FileEvents):
 
     def start(self, watch: bool = True) -> None:
         """Serve start: close what the last run left receiving, watch, reconcile (async)."""
+        self._recover_received()
         cut = self.catalog.interrupt_all_receiving("the server stopped before the upload ended")
         if cut:
             log.warning("%d upload(s) cut by the previous stop recorded as interrupted", len(cut))
@@ -167,6 +169,33 @@ class Cataloguer(Reconciler, FileEvents):
             self._watcher = Watcher(self)
             self._watcher.start(self.storage.data_dir)
         self.request_reconcile(None, "server start")
+
+    def _recover_received(self) -> None:
+        """Uploads left ``receiving`` whose file is in place were committed (the rename is
+        the commit point) by a server killed before it recorded them: received, not cut."""
+        recovered = 0
+        for entry in self.catalog.receiving():
+            try:
+                digest, raw = self.storage.hash_beneath(entry.disk_path)
+            except (OSError, IntakeError):
+                continue  # not in place: cut, as interrupt_all_receiving records
+            recovered += 1
+            self.catalog.record_received(
+                entry.account,
+                entry.area,
+                entry.path,
+                entry.disk_path,
+                raw.st_size,
+                digest,
+                entry.protocol or "unknown",
+                file_stat(raw),
+            )
+            log.warning(
+                "upload of %s was in place when the server stopped: recorded as received",
+                display(entry.path),
+            )
+        if recovered:
+            self._assign_policies()
 
     def stop(self) -> None:
         if self._watcher is not None:
