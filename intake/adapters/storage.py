@@ -644,15 +644,18 @@ class Storage:
         self, location: Location, atime_ns: int | None, mtime_ns: int
     ) -> tuple[os.stat_result, os.stat_result]:
         """Set a file's or folder's times (``None`` atime: unchanged); (stat before, after)."""
-        path = self.real_path(location)
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound("no such file") from None
+            if not location.rel:
+                with self.folder_of(location) as folder:
+                    fd = os.dup(folder)
+            else:
+                with self.parent_of(location) as (folder, name):
+                    fd = os.open(name, flags, dir_fd=folder)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise Denied("symlink in path") from None
-            raise
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise NotFound("no such file") from None
+            raise _jail_error(exc) from None
         try:
             before = os.fstat(fd)
             if not (stat.S_ISREG(before.st_mode) or stat.S_ISDIR(before.st_mode)):
