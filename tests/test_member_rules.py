@@ -187,8 +187,12 @@ class TestOtherRoles:
         auditor = clients("dpo", "auditor")
         assert ["audit"] == auditor.listdir("/")
         files = auditor.listdir("/audit")
-        assert files and all(f.startswith("audit-") for f in files)
-        assert b"upload.complete" in auditor.download(f"/audit/{files[-1]}")
+        logs = [f for f in files if f.endswith(".jsonl")]
+        assert logs and set(files) <= {*logs, "audit-head.json", "reports"}
+        assert all(f.startswith("audit-") for f in logs)
+        assert b"upload.complete" in auditor.download(f"/audit/{logs[-1]}")
+        with pytest.raises((Missing, Refused)):
+            auditor.download("/audit/.audit.lock")
         with pytest.raises((Missing, Refused)):
             auditor.download("/mairie-b/b.bak")
         with pytest.raises(Refused):

@@ -141,8 +141,16 @@ def locate(account: Account, vpath: VPath) -> Location:
             return Location(Area.OUTBOX, account.name, rest)
         return Location(Area.MEMBER, head, rest)
     if head == AUDIT:
+        if any(is_private_to_log(part) for part in rest):
+            raise Denied("the audit log's own lock is not served", path="/" + "/".join(vpath))
         return Location(Area.AUDIT, "", rest)
     raise Denied("outside the auditor's view", path="/" + "/".join(vpath))
+
+
+def is_private_to_log(name: str) -> bool:
+    """A name in ``log/`` that is the writers' business, never an auditor's (``.audit.lock``):
+    dot names are neither listed nor served in ``/audit/``."""
+    return name.startswith(".")
 
 
 def root_entries(account: Account, member_names: list[str]) -> list[str]:

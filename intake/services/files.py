@@ -496,6 +496,8 @@ class FileSession:
             )
         else:
             entries = self._guarded(Op.LIST, text, lambda: self._storage.list_dir(location))  # type: ignore[assignment]
+            if location.area is Area.AUDIT:
+                entries = [e for e in entries if not authz.is_private_to_log(e.name)]
         self._audit("list", path=text)
         return entries
 
