@@ -20,8 +20,10 @@ Rules:
   local once reached a log). A client's protocol error (paramiko's "Exception (server)"
   report with its traceback, one record per line) becomes one INFO line without
   traceback; the traceback lines show only at debug level.
-- A ``login.failed`` of a connection that never tried to log in (method ``none``) is
-  mirrored at debug level only: the front-ends summarise that noise per address.
+- ``login.failed`` is not mirrored line by line: failed logins are summarised per address
+  and interval (``NoiseLog``), and those of connections that never tried to log in
+  (method ``none``) are left to the front-ends' own summary. A guessing flood from many
+  addresses costs a bounded number of lines.
 - Secrets never reach this log: audit records are mirrored (``audit_observer``) from the
   fields the audit log itself keeps, and no code logs a password.
 """
@@ -38,6 +40,8 @@ from typing import Any, TextIO
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
+
+from intake.adapters.noise import NoiseLog
 
 _lock = threading.Lock()
 _by_thread: dict[int, Session] = {}
@@ -199,13 +203,18 @@ _MIRRORED = {
     "attributes.changed": logging.INFO,
 }
 _audit_log = logging.getLogger("intake.audit")
+_failed_logins = NoiseLog(_audit_log)  # failed logins: one line per address and interval
 
 
 def audit_observer(event: str, fields: Mapping[str, Any]) -> None:
     """Mirror an audit record into the operational log (``AuditLog.observe``)."""
     level = _MIRRORED.get(event)
-    if event == "login.failed" and fields.get("method") == "none":
-        level = logging.DEBUG  # a connection without a login: the front-end summarises those
+    if event == "login.failed":
+        if fields.get("method") != "none":  # (method none: the front-ends summarise those)
+            account, reason = fields.get("account"), fields.get("reason")
+            detail = f"{account!r}: {reason}" if account else str(reason)
+            _failed_logins.note("login failed from", str(fields.get("ip")), detail)
+        return
     if level is None or not _audit_log.isEnabledFor(level):
         return
     keep = {k: v for k, v in fields.items() if k in _FIELDS and v is not None}

@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable
 
 from intake.adapters import oplog
+from intake.adapters.noise import NoiseLog
 from intake.core.config import Listen
 from intake.core.errors import StartupError
-from intake.frontends.noise import NoiseLog
 from intake.services.guard import Guard, Slot
 from intake.services.metrics import Metrics
 

@@ -53,11 +53,11 @@ from paramiko.packet import Packetizer
 from intake.adapters import oplog
 from intake.adapters.audit import display
 from intake.adapters.keys import HOST_KEY_FILES
+from intake.adapters.noise import TransportLog
 from intake.core.config import Listen, SftpSection
 from intake.core.errors import AuditUnavailable, StartupError
 from intake.core.model import Account
 from intake.frontends.listener import ThreadedListener
-from intake.frontends.noise import TransportLog
 from intake.frontends.sftp_files import PROTOCOL, IntakeSFTPInterface, IntakeSFTPServer
 from intake.services.files import FileSession
 from intake.services.guard import Slot
