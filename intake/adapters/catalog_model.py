@@ -23,12 +23,12 @@ from datetime import datetime
 from intake.adapters.sqlite import Row
 from intake.core.clock import parse_iso
 from intake.core.errors import Conflict
-from intake.core.model import ArrivalState
 
-LIVE_STATES = (ArrivalState.RECEIVED, ArrivalState.FORWARDED, ArrivalState.ALTERED)
-"""States of an arrival whose file is still expected on disk."""
-ATTEMPT_STATES = (ArrivalState.RECEIVING, ArrivalState.INTERRUPTED)
-"""States of an upload that never became a backup (hidden from ``entries`` by default)."""
+# The state sets are defined once, in core.model; re-exported for the catalog's users.
+from intake.core.model import ATTEMPT_STATES as ATTEMPT_STATES
+from intake.core.model import LIVE_STATES as LIVE_STATES
+from intake.core.model import OPEN_STATES as OPEN_STATES
+from intake.core.model import ArrivalState
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: entries and their history.
@@ -103,8 +103,14 @@ COLUMNS = (
 )
 """The columns ``entry_from_row`` reads."""
 MAX_VARIABLES = 500  # bound parameters per statement (SQLite's limit can be 999)
-LIVE_SQL = "('received', 'forwarded', 'altered')"
-OPEN_SQL = "('receiving', 'received', 'forwarded', 'altered')"
+
+
+def _sql_set(states: tuple[ArrivalState, ...]) -> str:
+    return "(" + ", ".join(f"'{state.value}'" for state in states) + ")"
+
+
+LIVE_SQL = _sql_set(LIVE_STATES)  # "('received', 'forwarded', 'altered')"
+OPEN_SQL = _sql_set(OPEN_STATES)
 
 
 class IllegalTransition(Conflict):

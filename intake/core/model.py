@@ -63,6 +63,14 @@ ALLOWED_TRANSITIONS: dict[ArrivalState, frozenset[ArrivalState]] = {
 }
 
 
+LIVE_STATES = (ArrivalState.RECEIVED, ArrivalState.FORWARDED, ArrivalState.ALTERED)
+"""States of an arrival whose file is still expected on disk."""
+ATTEMPT_STATES = (ArrivalState.RECEIVING, ArrivalState.INTERRUPTED)
+"""States of an upload that never became a backup (hidden from listings by default)."""
+OPEN_STATES = (ArrivalState.RECEIVING, *LIVE_STATES)
+"""States that hold a path: being received there, or its file expected there."""
+
+
 def can_move(current: ArrivalState, target: ArrivalState) -> bool:
     """True when an arrival in ``current`` may move to ``target``."""
     return target in ALLOWED_TRANSITIONS[current]
