@@ -162,9 +162,8 @@ class ThreadedListener:
                 took = time.monotonic() - slot.accepted
                 if slot.authenticated:
                     log.info("session %s after %.1f s", outcome, took)
-                else:  # noise: audited, and summarised per address in the log
+                else:  # audited (login.failed); its protocol errors are summarised noise
                     log.debug("session %s after %.1f s without a login", outcome, took)
-                    self.noise.note(f"{self.name}: before login", slot.ip, f"no login ({outcome})")
 
     def _failed(self, ip: str, exc: Exception) -> None:
         self.noise.note(f"{self.name}: connection failed", ip, f"{type(exc).__name__}: {exc}")
