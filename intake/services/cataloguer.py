@@ -4,6 +4,7 @@ The entry point: ``Cataloguer`` is imported from here. The work is split by job 
 module's docstring states its own rules):
 
     cataloguer          the listener (uploads through the server) and the worker thread
+    cataloguer_jobs     the worker's work items, one typed event per kind
     cataloguer_watch    watchdog's observer and handler (the one module importing watchdog)
     cataloguer_scan     reconciliation: walk the areas, make the catalog match the disk
     cataloguer_check    one file against the catalog: layout, settle, hash, record, audit
@@ -62,6 +63,18 @@ from intake.services.cataloguer_check import (
     file_stat,
     stat_or_none,
 )
+from intake.services.cataloguer_jobs import (
+    Check,
+    Created,
+    DirMoved,
+    Gone,
+    Job,
+    Moved,
+    Reconcile,
+    Retry,
+    Settled,
+    Wake,
+)
 from intake.services.cataloguer_scan import Reconciler, Stopped
 from intake.services.cataloguer_watch import Watcher
 from intake.services.files import Arrival, FileEvents
@@ -94,7 +107,7 @@ class Cataloguer(Reconciler, FileEvents):
         self._stop = threading.Event()
         self._settling = {}
         self._refused_special = set()
-        self._queue: queue.Queue[tuple[str, ...]] = queue.Queue()
+        self._queue: queue.Queue[Job] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._watcher: Watcher | None = None
         self._reconciles: dict[str | None, str] = {}  # folder (None: all) -> why
@@ -116,7 +129,7 @@ class Cataloguer(Reconciler, FileEvents):
             # The client's file is in place whatever happens here: retry off its thread.
             log.exception("could not catalogue %s at once; retrying", display(arrival.path))
             self._unrecorded[arrival.disk_path] = arrival
-            self.enqueue(("retry", arrival.disk_path))
+            self.enqueue(Retry(arrival.disk_path))
 
     def _record(self, arrival: Arrival) -> None:
         self.catalog.record_received(
@@ -135,7 +148,7 @@ class Cataloguer(Reconciler, FileEvents):
         if target is not None:
             self.catalog.record_interrupted(target, size, reason)
             # A file put there by hand while the upload was open was left to it: check now.
-            self.enqueue(("check", target))
+            self.enqueue(Check(target))
 
     def renamed(
         self,
@@ -148,11 +161,11 @@ class Cataloguer(Reconciler, FileEvents):
     ) -> None:
         st = stat_or_none(new_disk_path)
         if self.catalog.record_moved(old_disk_path, new_disk_path, self.locate, st) is None:
-            self.enqueue(("check", new_disk_path))  # never catalogued: the worker hashes it
+            self.enqueue(Check(new_disk_path))  # never catalogued: the worker hashes it
 
     def times_set(self, disk_path: str, before: os.stat_result, after: os.stat_result) -> None:
         if not self.catalog.record_times_set(disk_path, file_stat(before), file_stat(after)):
-            self.enqueue(("check", disk_path))  # baseline was stale anyway: the worker hashes
+            self.enqueue(Check(disk_path))  # baseline was stale anyway: the worker hashes
 
     # -- running -------------------------------------------------------------------------
 
@@ -202,12 +215,12 @@ class Cataloguer(Reconciler, FileEvents):
             self._watcher.stop()
             self._watcher = None
         self._stop.set()
-        self._queue.put(("wake",))
+        self._queue.put(Wake())
         if self._worker is not None:
             self._worker.join(timeout=30)
             self._worker = None
 
-    def enqueue(self, job: tuple[str, ...]) -> None:
+    def enqueue(self, job: Job) -> None:
         self._queue.put(job)
 
     def request_reconcile(self, folder: str | None, why: str) -> None:
@@ -218,7 +231,7 @@ class Cataloguer(Reconciler, FileEvents):
             if folder is None:
                 self._reconciles.clear()
             self._reconciles.setdefault(folder, why)
-        self.enqueue(("reconcile",))
+        self.enqueue(Reconcile())
 
     def _settles_later(self) -> bool:
         return self._worker is not None
@@ -231,41 +244,43 @@ class Cataloguer(Reconciler, FileEvents):
             try:
                 job = self._queue.get(timeout=timeout)
             except queue.Empty:
-                job = ("settled",)
+                job = Settled()
             try:
                 self._do(job)
             except Stopped:
                 return
             except Exception:
-                log.exception("cataloguer: %s failed", job[0])
+                log.exception("cataloguer: %s failed", type(job).__name__)
 
-    def _do(self, job: tuple[str, ...]) -> None:
-        kind = job[0]
-        if kind == "check":
-            self._settling.pop(job[1], None)
-            self.check(job[1])
-        elif kind == "created":
-            self._created(job[1])
-        elif kind == "gone":
-            self._settling.pop(job[1], None)
-            self._gone(job[1])
-        elif kind == "moved":
-            self._moved(job[1], job[2])
-        elif kind == "dir-moved":
-            self._dir_moved(job[1], job[2])
-        elif kind == "retry":
-            arrival = self._unrecorded.pop(job[1], None)
-            if arrival is not None:
-                self._record(arrival)
-                self._assign_policies()
-        elif kind == "settled":
-            for path, _ in self._take_settled():
+    def _do(self, job: Job) -> None:
+        match job:
+            case Check(path):
+                self._settling.pop(path, None)
                 self.check(path)
-        elif kind == "reconcile":
-            with self._reconcile_lock:
-                pending, self._reconciles = self._reconciles, {}
-            for folder, why in pending.items():
-                self.reconcile(folder, why)
+            case Created(path):
+                self._created(path)
+            case Gone(path):
+                self._settling.pop(path, None)
+                self._gone(path)
+            case Moved(src, dest):
+                self._moved(src, dest)
+            case DirMoved(src, dest):
+                self._dir_moved(src, dest)
+            case Retry(path):
+                arrival = self._unrecorded.pop(path, None)
+                if arrival is not None:
+                    self._record(arrival)
+                    self._assign_policies()
+            case Settled():
+                for settled, _ in self._take_settled():
+                    self.check(settled)
+            case Reconcile():
+                with self._reconcile_lock:
+                    pending, self._reconciles = self._reconciles, {}
+                for folder, why in pending.items():
+                    self.reconcile(folder, why)
+            case Wake():
+                pass
 
     # -- single files (worker thread) ---------------------------------------------------
 

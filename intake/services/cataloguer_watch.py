@@ -25,6 +25,8 @@ from typing import Protocol
 from watchdog import events as wd
 from watchdog.observers.inotify import InotifyObserver
 
+from intake.services.cataloguer_jobs import Check, Created, DirMoved, Gone, Job, Moved
+
 log = logging.getLogger("intake.cataloguer")
 
 # watchdog 7 re-adds its own callback when a folder is created while it registers the
@@ -40,7 +42,7 @@ WATCHDOG_LOGGER = "watchdog.observers.inotify_c"
 class Jobs(Protocol):
     """Where the watcher sends its work (the cataloguer)."""
 
-    def enqueue(self, job: tuple[str, ...]) -> None: ...
+    def enqueue(self, job: Job) -> None: ...
 
     def request_reconcile(self, folder: str | None, why: str) -> None: ...
 
@@ -78,19 +80,19 @@ class _Handler(wd.FileSystemEventHandler):
         dest = os.fsdecode(event.dest_path) if event.dest_path else ""
         jobs = self._jobs
         if isinstance(event, wd.FileClosedEvent):
-            jobs.enqueue(("check", src))
+            jobs.enqueue(Check(src))
         elif isinstance(event, wd.FileCreatedEvent):
-            jobs.enqueue(("created", src))
+            jobs.enqueue(Created(src))
         elif isinstance(event, wd.FileDeletedEvent):
-            jobs.enqueue(("gone", src))
+            jobs.enqueue(Gone(src))
         elif isinstance(event, wd.FileMovedEvent):
-            jobs.enqueue(("moved", src, dest))
+            jobs.enqueue(Moved(src, dest))
         elif isinstance(event, wd.DirCreatedEvent):
             jobs.request_reconcile(src, "new folder")
         elif isinstance(event, wd.DirDeletedEvent):
             jobs.request_reconcile(src, "folder removed")
         elif isinstance(event, wd.DirMovedEvent):
-            jobs.enqueue(("dir-moved", src, dest))
+            jobs.enqueue(DirMoved(src, dest))
 
 
 class Watcher:
