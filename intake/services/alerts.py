@@ -31,22 +31,24 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake.adapters.alert_queue import AlertQueue, Queued, QueueStatus, parse_time, queue_status
 from intake.adapters.audit import AuditLog
-from intake.adapters.hook import run_hook
 from intake.adapters.secrets import load_secret
-from intake.adapters.smtp import SmtpSettings, send_mail
 from intake.core.alerts import Alert, Message, compose
 from intake.core.clock import Clock, isoformat
 from intake.core.config import Config
 from intake.core.errors import IntakeError
 
+if TYPE_CHECKING:
+    from intake.adapters.smtp import SmtpSettings
+
 __all__ = ["Alerts", "QueueStatus", "deliver_raised", "queue_status"]
 
 log = logging.getLogger("intake.alerts")
-GATHER = 5.0  # seconds an alert waits for the rest of its burst before it is sent
+GATHER = 5.0  # seconds an alert waits for the rest of its burst before it is sent ...
+MAX_GATHER = 60.0  # ... but a burst that goes on is sent after this all the same
 _FILE_EVENTS = ("vanished", "altered")
 _UNSENT: set[Alerts] = set()  # raised outside serve: a command sends them before it exits
 
@@ -216,6 +218,8 @@ class Alerts:
     # -- delivering ------------------------------------------------------------------
 
     def _smtp(self) -> SmtpSettings:
+        from intake.adapters.smtp import SmtpSettings  # smtplib and email: only to send
+
         s = self.settings
         password = None
         if s.smtp_password_file:
@@ -244,6 +248,9 @@ class Alerts:
         return found
 
     def _send(self, channel: str, message: Message) -> None:
+        from intake.adapters.hook import run_hook
+        from intake.adapters.smtp import send_mail
+
         if channel == "smtp":
             send_mail(self._smtp(), message.subject, message.body)
         else:
@@ -305,7 +312,8 @@ class Alerts:
             last = parse_time(state.last_sent.get(key, ""))
             kind = group[0].alert.kind
             throttled = last is not None and now - last < throttle and kind != "digest"
-            if throttled or (now - group[-1].alert.at).total_seconds() < gather:
+            settling = (now - group[-1].alert.at).total_seconds() < gather
+            if throttled or (settling and (now - group[0].alert.at).total_seconds() < MAX_GATHER):
                 result.waiting += len(group)
                 continue
             message = self.compose([q.alert for q in group])
@@ -319,7 +327,7 @@ class Alerts:
                             self.queue.mark_done(q, channel)
             except IntakeError as exc:
                 result.error = str(exc)
-                result.waiting += sum(len(g) for g in groups.values()) - result.alerts
+                result.waiting = len(items) - result.alerts
                 break
             for q in group:
                 self.queue.remove(q)
