@@ -66,8 +66,12 @@ def catalog(instance: TestInstance) -> Iterator[Catalog]:
 
 @pytest.fixture
 def roomy_server(instance: TestInstance) -> Iterator[RunningServer]:
-    """The real server, allowing 40 connections from one address (the tests' loopback)."""
-    write_test_config(instance.root, "max_connections_per_ip = 40\n")
+    """The real server, letting one address (the tests' loopback) stand for 40 members,
+    each of whom would log in from its own network."""
+    write_test_config(
+        instance.root,
+        'max_connections_per_ip = 40\nmax_startups_per_network = 40\nmax_startups = "40:50:100"\n',
+    )
     with running(instance) as server:
         yield server
 
