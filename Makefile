@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -n auto -q
+	$(BIN)/pytest -n 4 -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/sftp_upload.py

@@ -191,3 +191,17 @@ class FtpsClient:
             self.ftp.quit()
         except (OSError, EOFError, ftplib.Error):
             self.ftp.close()
+
+
+def raw_reply(sock: socket.socket | ssl.SSLSocket) -> str:
+    """One whole FTP reply, multi-line ones (``220-...`` up to ``220 ...``) included."""
+    data = b""
+    while True:
+        lines = data.split(b"\r\n")
+        done = data.endswith(b"\r\n") and lines[-2][3:4] == b" "
+        if done:
+            return data.decode()
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data.decode()
+        data += chunk

@@ -231,3 +231,15 @@ def connect(server: RunningServer, protocol: str, user: str, password: str = PAS
         cafile = str(server.instance.root / "keys" / "tls.crt")
         return FtpsClient(*server.ftps, user, password, cafile=cafile)
     raise AssertionError(protocol)
+
+
+SLOW_FIRST = (
+    "test_descriptors.py::",
+    "test_audit_chain.py::TestConcurrentWriters",
+    "test_outside_audits.py::",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The few minute-long tests first, so parallel workers do not wait for them at the end."""
+    items.sort(key=lambda item: not any(slow in item.nodeid for slow in SLOW_FIRST))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients import FtpsClient, Refused, ReusingFTP_TLS, tls_client_context
+from tests.clients import FtpsClient, Refused, ReusingFTP_TLS, raw_reply, tls_client_context
 from tests.conftest import PASSWORD, RunningServer, wait_for
 
 MEMBER = "mairie-cerilly"
@@ -85,20 +85,6 @@ def curl(
     return subprocess.run(
         curl_command(server, *args), capture_output=True, text=True, timeout=timeout
     )
-
-
-def raw_reply(sock: socket.socket | ssl.SSLSocket) -> str:
-    """One whole FTP reply, multi-line ones (``220-...`` up to ``220 ...``) included."""
-    data = b""
-    while True:
-        lines = data.split(b"\r\n")
-        done = data.endswith(b"\r\n") and lines[-2][3:4] == b" "
-        if done:
-            return data.decode()
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data.decode()
-        data += chunk
 
 
 class TestTls:

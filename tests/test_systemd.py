@@ -23,7 +23,7 @@ from intake.adapters.systemd import Notifier
 from intake.core.clock import SystemClock
 from intake.frontends.heartbeat import Heartbeat
 from intake.services.metrics import Metrics
-from tests.clients import FtpsClient
+from tests.clients import FtpsClient, raw_reply
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for
 
 UNITS = Path(__file__).resolve().parents[1] / "systemd"
@@ -122,9 +122,9 @@ def _served_fingerprint(address: tuple[str, int]) -> str:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with socket.create_connection(address, timeout=10) as raw:
-        assert raw.recv(1024).startswith(b"220")
+        assert raw_reply(raw).startswith("220")
         raw.sendall(b"AUTH TLS\r\n")
-        assert raw.recv(1024).startswith(b"234")
+        assert raw_reply(raw).startswith("234")
         with context.wrap_socket(raw) as tls:
             der = tls.getpeercert(binary_form=True)
     assert der is not None

@@ -291,7 +291,9 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
 
     def _set_mtime(self, path: str, when: str, atime: str | None = None) -> str | None:
         """Set ``path``'s times from FTP time values; the reply's text, or None if refused."""
-        assert self.files is not None
+        if self.files is None:  # pyftpdlib sends MFMT/SITE only after a login; never trust it
+            self.respond("530 Log in with USER and PASS first.")
+            return None
         try:
             mtime_ns = parse_ftp_time(when)
             atime_ns = None if atime is None else parse_ftp_time(atime)
