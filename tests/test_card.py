@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.browser import open_in_chromium
 from tests.conftest import TestInstance
 
 
@@ -82,24 +82,8 @@ class TestHtmlCard:
         assert "http://" not in page and "https://" not in page
         path = tmp_path / "card.html"
         path.write_text(page, encoding="utf-8")
-        proc = subprocess.run(
-            [
-                "chromium",
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--enable-logging=stderr",
-                "--v=0",
-                "--dump-dom",
-                path.as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert 0 == proc.returncode, proc.stderr[-2000:]
-        assert "CONSOLE" not in proc.stderr
-        dom = proc.stdout
+        dom, console = open_in_chromium(path, tmp_path)
+        assert [] == console
         assert "mairie-cerilly" in dom
         for fingerprint in _fingerprints(member):
             assert fingerprint in dom

@@ -6,21 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from intake.core.clock import isoformat
+from tests.browser import open_in_chromium
 from tests.clients import Missing, Refused, SftpClient
 from tests.conftest import PASSWORD, RunningServer, TestInstance, connect
 
 HOSTILE = "<img src=x onerror=alert(1)>.sql"
 DATA = b"pg_dump mairie-a" * 1000
-
-pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
 
 
 class Tables(HTMLParser):
@@ -55,29 +52,6 @@ class Tables(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._text is not None:
             self._text.append(data)
-
-
-def open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
-    """The DOM Chromium built from ``page``, and every console message it logged."""
-    done = subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert 0 == done.returncode, done.stderr[-2000:]
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
-    return done.stdout, console
 
 
 def parse(dom: str) -> Tables:
