@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check intake tests bench
 	$(BIN)/ruff format --check intake tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -n 4 -q

@@ -2,7 +2,7 @@
 ``audit verify`` over a million records.
 
 A fresh log folder and audit key in a temporary folder, written through the real writer
-(``intake.adapters.audit.AuditLog``: structlog rendering, ``flock``, head check, one
+(``intake.adapters.audit.writer.AuditLog``: structlog rendering, ``flock``, head check, one
 ``os.write``, ``fsync``, signed checkpoints every 1000 records). Then:
 
 - ``plain_fsync``: the floor: ``os.write`` + ``fsync`` of a 250-byte line, no chain;
@@ -10,7 +10,7 @@ A fresh log folder and audit key in a temporary folder, written through the real
 - ``processes``: P processes at once, the same, serialised by the log's ``flock``;
 - ``batched``: the chain writer without per-record fsync (``batch()``: a catalog scan)
   fed pre-rendered records; this also grows the log to N records (default 1 000 000);
-- ``verify``: ``intake.adapters.audit_verify.verify_log`` over all N records (chain,
+- ``verify``: ``intake.adapters.audit.verify.verify_log`` over all N records (chain,
   sequence, every checkpoint signature), as ``intake audit verify`` runs it.
 
     .venv/bin/python bench/audit_verify.py [--records 1000000] [--fsynced 2000]
@@ -37,8 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from intake.adapters import audit_verify, signing  # noqa: E402
-from intake.adapters.audit import AuditLog  # noqa: E402
+from intake.adapters.audit import signing  # noqa: E402
+from intake.adapters.audit import verify as audit_verify  # noqa: E402
+from intake.adapters.audit.writer import AuditLog  # noqa: E402
 from intake.core.clock import SystemClock  # noqa: E402
 
 

@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from intake.adapters.catalog import Catalog  # noqa: E402
+from intake.adapters.catalog.catalog import Catalog  # noqa: E402
 from intake.adapters.storage import sha256_file  # noqa: E402
 from intake.core.clock import SystemClock  # noqa: E402
 from intake.core.model import Role  # noqa: E402
-from intake.frontends.daemon import Daemon  # noqa: E402
+from intake.frontends.daemon.serve import Daemon  # noqa: E402
 from intake.services.instance import init_instance, open_instance  # noqa: E402
 
 INTAKE = [sys.executable, "-m", "intake"]

@@ -43,12 +43,12 @@ from typing import Any
 
 import paramiko
 
-from intake.adapters.audit import read_records
+from intake.adapters.audit.writer import read_records
 from intake.core.clock import SystemClock
 from intake.core.config import load
 from intake.core.model import Role
 from intake.services.instance import init_instance, open_instance
-from intake.services.sweeper_lock import RunLock, SweepBusy
+from intake.services.sweeper.lock import RunLock, SweepBusy
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway loopback instance
 INTAKE = [sys.executable, "-m", "intake"]

@@ -36,14 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from intake.adapters.catalog import Catalog, FileStat, Found  # noqa: E402
+from intake.adapters.catalog.catalog import Catalog, FileStat, Found  # noqa: E402
 from intake.adapters.holidays_fr import working_calendar  # noqa: E402
 from intake.core import config as config_mod  # noqa: E402
 from intake.core.clock import FixedClock, SystemClock  # noqa: E402
 from intake.core.model import Role  # noqa: E402
 from intake.core.policy import Action, plan  # noqa: E402
 from intake.services.instance import init_instance, open_instance  # noqa: E402
-from intake.services.sweeper import Sweeper, load_policies  # noqa: E402
+from intake.services.sweeper.sweep import Sweeper, load_policies  # noqa: E402
 
 NOW = dt.datetime(2026, 11, 26, 3, 0, tzinfo=dt.UTC)
 MEMBERS = 300

@@ -1,5 +1,5 @@
 """``python -m intake`` is the ``intake`` command."""
 
-from intake.frontends.cli import main
+from intake.frontends.cli.main import main
 
 raise SystemExit(main())

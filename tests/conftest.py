@@ -21,12 +21,12 @@ from typing import TypeVar
 
 import pytest
 
-from intake.adapters import audit as audit_mod
+from intake.adapters.audit import writer as audit_mod
 from intake.adapters.keys import read_public_keys
 from intake.core.clock import SystemClock
 from intake.core.config import load
 from intake.core.model import Role
-from intake.frontends.daemon import Daemon
+from intake.frontends.daemon.serve import Daemon
 from intake.services.instance import Instance, init_instance, open_instance
 from tests.clients import Client, FtpsClient, SftpClient
 

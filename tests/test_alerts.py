@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from intake.adapters.audit import AuditLog
+from intake.adapters.audit.writer import AuditLog
 from intake.core.alerts import Alert
 from intake.core.clock import FixedClock
 from intake.core.config import load, parse
 from intake.core.errors import ConfigError
-from intake.services.alerts import Alerts, queue_status
-from intake.services.alerts_loop import AlertsLoop
+from intake.services.alerts.alerter import Alerts, queue_status
+from intake.services.alerts.loop import AlertsLoop
 from tests.clients import SftpClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, running, wait_for
 from tests.smtp_server import MailServer, Received, TestPki

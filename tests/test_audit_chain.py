@@ -21,10 +21,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from intake.adapters import audit_chain, signing
-from intake.adapters.audit import AuditLog
+from intake.adapters.audit import chain as audit_chain
+from intake.adapters.audit import signing
+from intake.adapters.audit.writer import AuditLog
 from intake.core.clock import FixedClock
-from intake.frontends import cli
+from intake.frontends.cli import main as cli
 from tests.clients import SftpClient
 from tests.conftest import INTAKE, PASSWORD, ServeProcess, TestInstance
 

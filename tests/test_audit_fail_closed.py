@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from paramiko.sftp import CMD_CLOSE
 
-from intake.adapters.audit import AuditLog
+from intake.adapters.audit.writer import AuditLog
 from intake.core.clock import SystemClock
 from intake.core.errors import AuditUnavailable
 from tests.clients import SftpClient

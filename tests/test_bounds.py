@@ -20,7 +20,7 @@ from paramiko.sftp import CMD_DATA, CMD_EXTENDED_REPLY, CMD_HANDLE, SFTP_FAILURE
 
 from intake.core.config import load
 from intake.core.errors import ConfigError
-from intake.frontends.sftp_files import MAX_MESSAGE
+from intake.frontends.sftp.files import MAX_MESSAGE
 from intake.services.files import MAX_READ
 from tests.attacks import RawSftp
 from tests.clients import Client, SftpClient

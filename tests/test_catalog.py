@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from intake.adapters.catalog import SCHEMA_VERSION, Catalog, FileStat, Found, IllegalTransition
+from intake.adapters.catalog.catalog import (
+    SCHEMA_VERSION,
+    Catalog,
+    FileStat,
+    Found,
+    IllegalTransition,
+)
 from intake.core.clock import UTC, FixedClock
 from intake.core.errors import NotFound, UsageError
 from intake.core.model import ALLOWED_TRANSITIONS, ArrivalState

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from intake.adapters.catalog import Catalog, Entry
+from intake.adapters.catalog.catalog import Catalog, Entry
 from intake.core.clock import UTC, SystemClock, parse_iso
 from tests.clients import SftpClient
 from tests.conftest import (

@@ -14,12 +14,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from intake.adapters import signing
-from intake.adapters.audit import AuditLog
-from intake.adapters.catalog import Catalog
+from intake.adapters.audit import signing
+from intake.adapters.audit.writer import AuditLog
+from intake.adapters.catalog.catalog import Catalog
 from intake.core.clock import FixedClock, parse_iso
 from intake.core.config import load
-from intake.services import documents
+from intake.services.documents import signed as documents
 from tests.conftest import TestInstance
 
 FAR = "2040-01-01T00:00:00Z"

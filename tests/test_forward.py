@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.services.sweeper import RunLock
+from intake.services.sweeper.sweep import RunLock
 from tests.clients import SftpClient
 from tests.conftest import INTAKE, PASSWORD, ServeProcess, TestInstance
 
@@ -194,7 +194,7 @@ class TestForwarding:
     ) -> None:
         """A technician's SFTP upload to /outbox/ is on the vendor after the sweep, byte for byte,
         then gone from intake with a certificate."""
-        from intake.frontends.daemon import Daemon
+        from intake.frontends.daemon.serve import Daemon
 
         data = os.urandom(3 * 1024 * 1024 + 17)
         inst = forwarding.open()

@@ -12,7 +12,7 @@ import paramiko
 import pytest
 
 from intake.core.errors import StartupError
-from intake.frontends.daemon import Daemon
+from intake.frontends.daemon.serve import Daemon
 from tests.clients import FtpsClient, SftpClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, running, wait_for
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from intake.adapters.audit import AuditLog, read_records
-from intake.adapters.noise import NoiseLog
+from intake.adapters.audit.writer import AuditLog, read_records
+from intake.adapters.logs.noise import NoiseLog
 from intake.core.clock import FixedClock
 from intake.core.config import LimitsSection, parse
 from intake.core.errors import ConfigError
-from intake.services.guard import Guard, Slot, network_of
+from intake.services.access.guard import Guard, Slot, network_of
 
 START = _dt.datetime(2026, 3, 2, 9, 0, tzinfo=_dt.UTC)
 

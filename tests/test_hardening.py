@@ -12,7 +12,7 @@ import pytest
 
 from intake.core.errors import InvalidName
 from intake.core.paths import check_new_name
-from intake.services.sweeper_retry import RetryBook
+from intake.services.sweeper.retry import RetryBook
 from tests.clients import Refused
 from tests.conftest import RunningServer, TestInstance, connect
 

@@ -11,7 +11,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from intake.adapters.catalog import MIGRATIONS, Catalog
+from intake.adapters.catalog.catalog import MIGRATIONS, Catalog
 from intake.core.clock import SystemClock
 from tests.clients import SftpClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for

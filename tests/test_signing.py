@@ -12,7 +12,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from intake.adapters import signing
+from intake.adapters.audit import signing
 from intake.core.errors import UsageError
 
 

@@ -8,10 +8,10 @@ import signal
 import subprocess
 from typing import Any
 
-from intake.adapters.alert_queue import AlertQueue
+from intake.adapters.alerting.queue import AlertQueue
 from intake.core.alerts import Alert
 from intake.core.clock import SystemClock
-from intake.services.sweeper_retry import RetryBook
+from intake.services.sweeper.retry import RetryBook
 from tests.clients import SftpClient
 from tests.conftest import INTAKE, PASSWORD, ServeProcess, TestInstance, wait_for
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.services.cataloguer import Cataloguer
+from intake.services.cataloguer.cataloguer import Cataloguer
 from tests.clients import Missing, Refused, SftpClient
 from tests.conftest import PASSWORD, RunningServer, TestInstance
 

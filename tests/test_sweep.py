@@ -17,11 +17,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from intake.adapters.audit import AuditLog
-from intake.adapters.catalog import Catalog
+from intake.adapters.audit.writer import AuditLog
+from intake.adapters.catalog.catalog import Catalog
 from intake.core.clock import FixedClock, SystemClock, isoformat, parse_iso
 from intake.core.durations import add_months
-from intake.services.sweeper import RunLock
+from intake.services.sweeper.sweep import RunLock
 from tests.clients import SftpClient
 from tests.conftest import INTAKE, PASSWORD, RunningServer, ServeProcess, TestInstance, wait_for
 

@@ -21,7 +21,7 @@ import pytest
 from intake.adapters.keys import ensure_tls_certificate, read_tls_pair
 from intake.adapters.systemd import Notifier
 from intake.core.clock import SystemClock
-from intake.frontends.heartbeat import Heartbeat
+from intake.frontends.daemon.heartbeat import Heartbeat
 from intake.services.metrics import Metrics
 from tests.clients import FtpsClient, raw_reply
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for

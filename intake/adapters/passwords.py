@@ -4,7 +4,7 @@ Rules:
 - A stored hash is ``$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt b64>$<hash b64>``; the
   parameters travel with the hash, so raising them later re-hashes nobody by force.
 - Default cost: N=2^14, r=8, p=1 (16 MiB, about 50 ms on this project's 2-core machine).
-  Callers bound how many hashes run at once (see ``intake.services.guard``).
+  Callers bound how many hashes run at once (see ``intake.services.access.guard``).
 - Comparison is constant-time; an unknown account is checked against a dummy hash so
   its answer takes as long as a known one's.
 - A password is at most 1024 bytes (longer is refused before hashing: no free CPU burner).

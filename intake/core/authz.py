@@ -5,7 +5,7 @@ this module first; no front-end holds a rule of its own.
 
 Views:
 - member:      ``/`` is its own area; ``/.receipts/`` in it is a virtual, read-only folder
-               of signed receipts (``intake.services.receipts``), never a folder on disk,
+               of signed receipts (``intake.services.documents.receipts``), never a folder on disk,
                not listed in ``/`` (open it by name).
 - technician:  ``/`` lists every member area (read-only) and ``/outbox/`` (its own deposit
                folder, write-once like a member area).

@@ -135,7 +135,7 @@ class Policy:
 
 
 class Catalogued(Protocol):
-    """What the plan reads of a catalog entry (``intake.adapters.catalog.Entry``)."""
+    """What the plan reads of a catalog entry (``intake.adapters.catalog.catalog.Entry``)."""
 
     @property
     def id(self) -> int: ...

@@ -30,11 +30,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from intake.adapters import oplog
-from intake.adapters.noise import NoiseLog
+from intake.adapters.logs import oplog
+from intake.adapters.logs.noise import NoiseLog
 from intake.core.config import Listen
 from intake.core.errors import StartupError
-from intake.services.guard import Guard, Slot
+from intake.services.access.guard import Guard, Slot
 from intake.services.metrics import Metrics
 
 log = logging.getLogger("intake.listener")

@@ -14,7 +14,7 @@ Rules:
   data is discarded.
 - ``download`` is written when the client closes the file, with the bytes it read, and
   only if it read something: opening and closing a file is no download.
-- A member's ``/.receipts/`` is served by ``intake.services.receipts`` (list, stat, read);
+- A member's ``/.receipts/`` is served by ``intake.services.documents.receipts`` (list, stat, read);
   authz refuses every other operation there, so it is audited like any refusal. A
   receipt's download is audited like a file's.
 - Limits (``[limits]``), each refusal a ``LimitExceeded`` whose text names the limit:
@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from intake.adapters.audit import AuditLog, display
+from intake.adapters.audit.writer import AuditLog, display
 from intake.adapters.diskspace import DiskSpace
 from intake.adapters.storage import EntryStat, StagedUpload, Storage
 from intake.core import authz
@@ -64,8 +64,8 @@ from intake.core.extent import Extent
 from intake.core.messages import Say
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
-from intake.services.budget import Budget
-from intake.services.receipts import Receipts
+from intake.services.access.budget import Budget
+from intake.services.documents.receipts import Receipts
 
 log = logging.getLogger("intake.files")
 MAX_READ = 256 * 1024 - 1024  # OpenSSH's sftp-server: SFTP_MAX_MSG_LENGTH - 1024

@@ -17,24 +17,25 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from intake.adapters import keys, signing
+from intake.adapters import keys
 from intake.adapters.accounts import AccountStore
-from intake.adapters.audit import AuditLog
-from intake.adapters.catalog import Catalog
+from intake.adapters.audit import signing
+from intake.adapters.audit.writer import AuditLog
+from intake.adapters.catalog.catalog import Catalog
 from intake.adapters.diskspace import DiskReserve
 from intake.adapters.storage import Storage
 from intake.core import config as config_mod
 from intake.core.clock import Clock, SystemClock
 from intake.core.config import Config
 from intake.core.errors import UsageError
-from intake.services.alerts import Alerts
-from intake.services.budget import Budget
+from intake.services.access.budget import Budget
+from intake.services.access.guard import Guard
+from intake.services.access.login import Authenticator
+from intake.services.access.sessions import Sessions
+from intake.services.alerts.alerter import Alerts
+from intake.services.documents.receipts import Receipts
 from intake.services.files import FileEvents
-from intake.services.guard import Guard
-from intake.services.login import Authenticator
 from intake.services.metrics import Metrics
-from intake.services.receipts import Receipts
-from intake.services.sessions import Sessions
 
 DEFAULT_INSTANCE = "var"
 CONFIG_NAME = "intake.toml"

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from intake.adapters.catalog import Catalog, Entry
+from intake.adapters.catalog.catalog import Catalog, Entry
 from intake.adapters.holidays_fr import working_calendar
 from intake.core import policy as policy_mod
 from intake.core.errors import UsageError

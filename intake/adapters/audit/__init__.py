@@ -1,0 +1,6 @@
+"""The audit log: append-only JSON lines, hash-chained, signed by checkpoints.
+
+Entry points: ``writer.AuditLog`` (append a record; fail closed), ``chain`` (how every
+process appends under one lock, checkpoints, the head), ``verify.verify_log`` (what
+``intake audit verify`` runs), ``signing`` (the Ed25519 audit key and signed documents).
+"""

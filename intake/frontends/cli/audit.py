@@ -1,0 +1,298 @@
+"""``intake audit show|verify|head`` and the audit key commands of ``intake keys``.
+
+Rules:
+- ``audit verify`` exits 0 when nothing was tampered with (records not yet signed are
+  reported, not failed), 1 when something was (the first bad record named by file and
+  line, also on stderr), 2 on bad usage. With ``--public-key`` and ``--log-dir`` it reads
+  nothing else: no instance is opened or created.
+- ``audit head`` signs the records not yet signed (when it can), then prints the latest
+  signed head: the JSON a data-protection officer keeps for ``verify --since-head``.
+- The text view of ``audit show`` quotes every value holding a space, ``=`` or a quote
+  (after escaping control and non-ASCII characters), so no client-chosen string can
+  pose as another field; ``--json`` prints the records as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from intake.adapters.audit import signing
+from intake.adapters.audit import verify as audit_verify
+from intake.adapters.audit import writer as audit_mod
+from intake.adapters.audit.chain import CheckpointInfo, last_checkpoint
+from intake.core.clock import SystemClock, parse_iso
+from intake.core.config import Config
+from intake.core.errors import IntakeError, NotFound, UsageError
+from intake.frontends.cli.common import time_arg
+from intake.services.alerts.alerter import Alerts
+from intake.services.instance import Instance
+
+Open = Callable[[argparse.Namespace], Instance]
+Load = Callable[[argparse.Namespace], Config]
+
+
+def quote(value: Any) -> str:
+    """One field value for the text view: escaped, and quoted when it could mislead."""
+    text = audit_mod.display(value)
+    if text == "" or any(c in text for c in ' ="'):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def _fields(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    if record.get("event") == "checkpoint" and isinstance(record.get("checkpoint"), dict):
+        doc = record["checkpoint"]
+        signature = doc.get("signature")
+        shown: list[tuple[str, Any]] = [
+            ("reason", record.get("reason")),
+            ("signs", doc.get("seq")),
+            ("head", doc.get("head")),
+            ("key", signature.get("key_id") if isinstance(signature, dict) else None),
+        ]
+        if doc.get("next_public_key"):
+            shown.append(("next_key", doc["next_public_key"]))
+        shown.append(("seq", record.get("seq")))
+        return [(k, v) for k, v in shown if v is not None]
+    return [(k, v) for k, v in record.items() if k not in ("ts", "event", "prev")]
+
+
+def cmd_show(args: argparse.Namespace, load: Load) -> int:
+    since = time_arg(args.since, "--since")
+    until = time_arg(args.until, "--until")
+    if args.event and args.event not in audit_mod.EVENTS:
+        raise UsageError(f"--event: unknown event {args.event!r}")
+    cfg = load(args)
+    shown = 0
+    for record in audit_mod.read_records(cfg.log_dir):
+        if args.account and record.get("account") != args.account:
+            continue
+        if args.event and record.get("event") != args.event:
+            continue
+        if since or until:
+            try:
+                ts = parse_iso(str(record.get("ts", "")))
+            except ValueError:
+                continue
+            if (since and ts < since) or (until and ts > until):
+                continue
+        shown += 1
+        if args.json:
+            print(json.dumps(record, ensure_ascii=True))
+            continue
+        rest = " ".join(f"{audit_mod.display(k)}={quote(v)}" for k, v in _fields(record))
+        print(
+            f"{audit_mod.display(record.get('ts', '?'))}  "
+            f"{audit_mod.display(record.get('event', '?')):<18} {rest}"
+        )
+    if not shown and not args.json:
+        print("no matching audit record", file=sys.stderr)
+    return 0
+
+
+# -- verify ------------------------------------------------------------------------------
+
+
+def _print_report(report: audit_verify.Report, log_dir: Path) -> None:
+    print(
+        f"audit log {log_dir}: {report.records} record(s) in {report.files} file(s), "
+        f"head at record {report.head_seq}"
+    )
+    if report.legacy:
+        print(f"  {report.legacy} record(s) written before the chain existed (not covered)")
+    cp = report.last_checkpoint
+    if cp:
+        print(
+            f"  signed: records 1-{report.signed_seq} by {report.checkpoints} checkpoint(s); "
+            f"the last at {cp['file']}:{cp['line']} ({cp['ts']}, key {cp['key_id']})"
+        )
+    elif report.records:
+        print("  signed: nothing yet (no checkpoint)")
+    if len(report.keys) > 1:
+        print(f"  keys (rotations): {' -> '.join(report.keys)}")
+    if report.unsigned > 0:
+        print(f"  not yet signed: {report.unsigned} record(s) after the last checkpoint")
+    if report.since_head is not None and report.ok:
+        print(f"  extends the kept head at record {report.since_head}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    if report.problem is None:
+        print("verified: the chain is whole and every checkpoint signature is valid")
+    else:
+        where = report.problem.where()
+        print(f"TAMPERED: {where + ': ' if where else ''}{report.problem.message}")
+
+
+def cmd_verify(args: argparse.Namespace, load: Load) -> int:
+    cfg: Config | None = None
+    if args.log_dir is None or args.public_key is None:
+        cfg = load(args)
+    log_dir = Path(args.log_dir) if args.log_dir else cfg.log_dir if cfg else Path(".")
+    if not log_dir.is_dir():
+        raise UsageError(f"--log-dir: {log_dir} is not a folder")
+    if args.public_key:
+        trusted = [signing.load_verifier(Path(args.public_key))]
+    else:
+        if cfg is None:
+            raise UsageError("--public-key FILE is needed when no instance is given")
+        trusted = signing.instance_verifiers(cfg.keys_dir)
+        if not trusted:
+            raise UsageError(
+                "this instance has no audit key yet (intake init DIR or intake serve creates "
+                "it); or pass --public-key FILE"
+            )
+    since = audit_verify.load_head(Path(args.since_head)) if args.since_head else None
+    report = audit_verify.verify_log(log_dir, trusted, since)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        _print_report(report, log_dir)
+    if report.problem is not None:
+        where = report.problem.where()
+        if cfg is not None and log_dir.resolve() == cfg.log_dir.resolve():
+            # the log is not trusted: the alert is queued and sent, not audited in it
+            Alerts(cfg, None, SystemClock()).audit_verification_failed(
+                report.problem.message, where
+            )
+        print(
+            f"intake: audit log tampered: {where + ': ' if where else ''}{report.problem.message}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+# -- head --------------------------------------------------------------------------------
+
+
+def cmd_head(args: argparse.Namespace, open_: Open) -> int:
+    inst = open_(args)
+    info: CheckpointInfo | None
+    try:
+        info = inst.audit.checkpoint("head")
+    except IntakeError as exc:  # cannot sign now (no write access): the last signed head
+        print(f"intake: note: {exc}; showing the last signed head", file=sys.stderr)
+        info = last_checkpoint(inst.config.log_dir)
+    if info is None:
+        raise NotFound(
+            "no signed head yet: the instance has no audit key (intake init DIR creates it)"
+        )
+    if args.json:
+        print(json.dumps(info.document, indent=2))
+        return 0
+    print(f"signed head: record {info.seq}, SHA-256 {info.head}")
+    print(f"  signed at {info.ts} by key {info.key_id}")
+    print("keep it outside the server: intake audit head --json > head-YYYY-MM.json;")
+    print("later, intake audit verify --since-head head-YYYY-MM.json proves the log extends it")
+    return 0
+
+
+# -- keys --------------------------------------------------------------------------------
+
+
+def audit_key_summary(cfg: Config) -> dict[str, Any] | None:
+    """``keys show --json``'s ``audit`` member (None when the instance has no key yet)."""
+    path = cfg.keys_dir / signing.AUDIT_KEY_FILE
+    if not path.exists():
+        return None
+    verifier = signing.load_signer(path).verifier
+    return {
+        "algorithm": "ed25519",
+        "key_id": verifier.key_id,
+        "public_key_pem": verifier.pem().decode(),
+        "retired": [v.key_id for v in signing.retired_verifiers(cfg.keys_dir)],
+    }
+
+
+def print_audit_key(cfg: Config) -> None:
+    summary = audit_key_summary(cfg)
+    print("Audit signing key (Ed25519; auditors check the audit log with its public half):")
+    if summary is None:
+        print("  none yet: intake serve creates it, or now: intake init <instance folder>")
+        return
+    print(f"  {summary['key_id']}")
+    print("  export it: intake keys export-audit-public FILE")
+    for old in summary["retired"]:
+        print(f"  retired: {old}")
+
+
+def cmd_export_public(args: argparse.Namespace, load: Load) -> int:
+    cfg = load(args)
+    path = cfg.keys_dir / signing.AUDIT_KEY_FILE
+    if not path.exists():
+        raise NotFound("this instance has no audit key yet (intake init DIR or serve creates it)")
+    pem = signing.load_signer(path).verifier.pem()
+    target = Path(args.file)
+    if args.file == "-":
+        sys.stdout.write(pem.decode())
+        return 0
+    try:
+        target.write_bytes(pem)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    print(f"audit public key {signing.key_id(signing.verifier_from_pem(pem).raw)} -> {target}")
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace, open_: Open) -> int:
+    inst = open_(args)
+    keys_dir = inst.config.keys_dir
+    new = signing.generate_signer()
+    stamp = inst.clock.now().strftime("%Y%m%dT%H%M%SZ")
+
+    def install() -> None:
+        signing.install_audit_key(keys_dir, new, stamp)
+
+    first, second = inst.audit.chain.rotate(new, install)
+    print(f"audit key rotated: {first.key_id} -> {second.key_id}")
+    print(f"  introduced by the checkpoint signing record {first.seq} with the old key")
+    print("  the old public key stays in keys/ (old checkpoints still verify);")
+    print("  give auditors the new one: intake keys export-audit-public FILE")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def register(sub: Any, keys_sub: Any, add: Any, open_: Open, load: Load, parser_class: type) -> Any:
+    """Add ``audit show|verify|head`` and ``keys export-audit-public|rotate-audit``;
+    returns the ``audit`` sub-parsers (other modules add theirs)."""
+    audit = sub.add_parser("audit", help="read and verify the audit log")
+    aud = audit.add_subparsers(dest="audit_command", required=True, parser_class=parser_class)
+    p = add(aud, "show", lambda a: cmd_show(a, load), "print audit records, oldest first")
+    p.add_argument("--since", metavar="T")
+    p.add_argument("--until", metavar="T")
+    p.add_argument("--account", metavar="NAME")
+    p.add_argument("--event", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p = add(
+        aud,
+        "verify",
+        lambda a: cmd_verify(a, load),
+        "check the audit log: hash chain, sequence, signed checkpoints (exit 1: tampered)",
+    )
+    p.add_argument("--public-key", metavar="FILE", help="the audit public key (PEM) to trust")
+    p.add_argument("--log-dir", metavar="DIR", help="the log folder (a copy will do)")
+    p.add_argument("--since-head", metavar="FILE", help="a head kept earlier (audit head --json)")
+    p.add_argument("--json", action="store_true")
+    p = add(aud, "head", lambda a: cmd_head(a, open_), "sign and print the latest chain head")
+    p.add_argument("--json", action="store_true")
+
+    p = add(
+        keys_sub,
+        "export-audit-public",
+        lambda a: cmd_export_public(a, load),
+        "write the audit public key (PEM SubjectPublicKeyInfo) to FILE (- for stdout)",
+    )
+    p.add_argument("file")
+    add(
+        keys_sub,
+        "rotate-audit",
+        lambda a: cmd_rotate(a, open_),
+        "replace the audit key; the old key signs the introduction of the new one",
+    )
+    return aud
