@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from typing import Any
+
+import pytest
 
 from tests.clients import FtpsClient, SftpClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for
@@ -99,3 +103,35 @@ class TestOperationalLog:
         assert not text.lstrip().startswith("{")
         line = next(line for line in text.splitlines() if "session opened" in line)
         assert "protocol='sftp'" in line and "ip='127.0.0.1'" in line
+
+
+class TestNoLocalsInTracebacks:
+    """A traceback in the operational log never shows local variables (a password)."""
+
+    SCRIPT = """
+import io, logging, sys
+from intake.adapters.logs import oplog
+stream = io.StringIO()
+stream.isatty = lambda: {tty}
+oplog.configure(stream, {{"INTAKE_LOG_FORMAT": "{fmt}"}})
+def login(password):
+    raise ValueError("bad login")
+try:
+    login("hunter2-secret")
+except ValueError:
+    logging.getLogger("intake.test").exception("login crashed")
+sys.stdout.write(stream.getvalue())
+"""
+
+    @pytest.mark.parametrize(
+        ("fmt", "tty"), [("json", False), ("console", False), ("console", True)]
+    )
+    def test_a_password_local_is_not_rendered(self, fmt: str, tty: bool) -> None:
+        """Console lines too (structlog's default console formatter shows locals with rich)."""
+        code = self.SCRIPT.format(fmt=fmt, tty=tty)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert "login crashed" in out
+        assert "bad login" in out
+        assert "hunter2-secret" not in out

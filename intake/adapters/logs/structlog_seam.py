@@ -7,8 +7,10 @@
   operational log (``oplog``): JSON lines or console lines, exceptions without locals.
 
 Rules:
-- No other module imports structlog (``make lint`` cannot check that; review does).
-- Exceptions are rendered with ``show_locals=False``: a password local once reached a log.
+- No other module imports structlog (``make lint``'s single-seams contract checks it).
+- Exceptions are rendered without local variables, in JSON (``show_locals=False``) and on
+  a console (a plain traceback, never rich's, whose default shows locals): a password
+  local once reached a log.
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ def configure_operational(
     else:
         renderer = [
             escape_event,
-            structlog.dev.ConsoleRenderer(colors=colors, repr_native_str=True, sort_keys=True),
+            structlog.dev.ConsoleRenderer(
+                colors=colors,
+                repr_native_str=True,
+                sort_keys=True,
+                # its default, when rich is installed, prints every frame's locals
+                exception_formatter=structlog.dev.plain_traceback,
+            ),
         ]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
