@@ -4,7 +4,7 @@ rclone (Go's TLS: resumes TLS 1.2 only with session tickets), curl and lftp run 
 processes; FileZilla's sequence (explicit TLS, data connections resuming the control
 session, MLSD listings, MFMT when "preserve timestamps" is on) is replayed with
 ``ftplib`` resuming the session. Uploads are repeated many times in a row: a TLS
-detail on data connections can cut the tail of one upload in ten (PITFALLS.md).
+detail on data connections can cut the tail of one upload in ten (docs/pitfalls.md).
 Secrets never go on a command line: curl reads a netrc file, lftp ``--env-password``,
 rclone the obscured password from the environment.
 """

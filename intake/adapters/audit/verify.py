@@ -1,7 +1,7 @@
 """Checking an audit log: chain, sequence, checkpoint signatures, keys, tail.
 
 Needs nothing but the log files and the public key(s) to trust, so it runs on a copy of
-``log/`` on another machine. The format is ``audit_chain``'s docstring.
+``log/`` on another machine. The format is ``chain``'s docstring.
 
 Rules:
 - Lines are read in file-name order as one log. The first problem is the answer (what

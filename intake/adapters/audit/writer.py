@@ -5,7 +5,7 @@ Rules:
   one ``os.write`` of one line, then ``fsync``: a record the server reported is on disk.
   A bulk job may group its own records under one ``fsync`` (``batch``).
 - Records are hash-chained (``seq``, ``prev``) and signed by checkpoints across processes:
-  ``audit_chain`` is the writer, ``audit_verify`` the checker.
+  ``chain`` is the writer, ``verify`` the checker.
 - A record that cannot be written raises ``AuditUnavailable``: fail closed.
 - Every record has ``ts`` (ISO-8601 UTC from the injected clock) and ``event``; the other
   fields are those of INTERFACE.md (``account``, ``ip``, ``protocol``, ``path``, ``size``,

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from intake.frontends.cli import common
-
-Add = Callable[[Any, str, Callable[[argparse.Namespace], int], str], Any]
 
 
 def cmd_alert_test(args: argparse.Namespace) -> int:
@@ -43,7 +40,7 @@ def cmd_alert_test(args: argparse.Namespace) -> int:
     return 1 if any(error for _, error in results) else 0
 
 
-def register(sub: Any, add: Add) -> None:
+def register(sub: Any, add: common.Add) -> None:
     """Add ``alert test`` to the ``intake`` parser."""
     alert = sub.add_parser("alert", help="alerts (e-mail, command)")
     alert_sub = alert.add_subparsers(

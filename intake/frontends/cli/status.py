@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from intake.adapters.audit.writer import display
 from intake.frontends.cli import common
 from intake.frontends.cli.catalog import human_size
 from intake.services.health import status as health_mod
-
-Add = Callable[[Any, str, Callable[[argparse.Namespace], int], str], Any]
 
 
 def _serve_line(serve: dict[str, Any]) -> str:
@@ -128,6 +125,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if health.healthy else 1
 
 
-def register(sub: Any, add: Add) -> None:
+def register(sub: Any, add: common.Add) -> None:
     p = add(sub, "status", cmd_status, "health: exit 0 healthy, 1 degraded")
     p.add_argument("--json", action="store_true")

@@ -22,7 +22,6 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,6 @@ from intake.frontends.cli.catalog import human_size
 from intake.services import instance as instance_mod
 from intake.services.instance import Instance
 from intake.services.sweeper.sweep import Sweeper, SweepReport
-
-Add = Callable[[Any, str, Callable[[argparse.Namespace], int], str], Any]
 
 
 def _open(args: argparse.Namespace) -> Instance:
@@ -199,7 +196,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Any, add: Add) -> None:
+def register(sub: Any, add: common.Add) -> None:
     """Add ``sweep`` and ``forward`` to the ``intake`` parser."""
     p = add(
         sub,

@@ -9,9 +9,9 @@ Rules:
   (``intake.core.messages``, the same as over SFTP): pyftpdlib turns it into a 550 reply;
   the detail is already in the audit log.
 - Delete, rmdir, chmod and readlink are refused through ``FileSession.refuse``; times are
-  set by ``MFMT``/``SITE UTIME`` in ``ftps.py``.
+  set by ``MFMT``/``SITE UTIME`` in ``server.py``.
 - Uploads open through ``FileSession.open_upload`` (staging, write-once) and are neither
-  committed nor discarded by pyftpdlib: the data channel decides (see ``ftps.py``); a
+  committed nor discarded by pyftpdlib: the data channel decides (see ``server.py``); a
   file object closed without that decision is an interrupted upload.
 """
 

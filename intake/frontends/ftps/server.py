@@ -1,15 +1,15 @@
 """The FTPS front-end (pyftpdlib): explicit FTPS over the same accounts, rules and audit as SFTP.
 
-Thin: each FTP command goes through ``SessionFS`` (``ftps_fs.py``) to the session's
+Thin: each FTP command goes through ``SessionFS`` (``filesystem.py``) to the session's
 ``FileSession``; pyftpdlib's permission letters are never consulted for a rule. TLS and
-the data connection live in ``ftps_tls.py``.
+the data connection live in ``tls.py``.
 
 Rules (docs/pitfalls.md says why each exists):
 - TLS on the control AND data connections: ``USER``/``PASS`` before ``AUTH TLS`` get a 530
   (the password is never read; the attempt is a ``login.failed``), ``PASV``/``PORT``
   before ``PROT P`` a 550. TLS 1.2 with session tickets; data connections must resume a
   TLS session of the same client (``[ftps] require_session_reuse``, on by default; the
-  rule is in ``ftps_tls.py``).
+  rule is in ``tls.py``).
 - ``PORT``/``EPRT`` to another address than the client's is refused (no FTP bounce) and
   audited as ``denied``; passive ports come from ``passive_ports``; ``masquerade_address``
   is announced in PASV replies.

@@ -1,4 +1,4 @@
-"""The SFTP front-end: connections, logins, channels (paramiko; with sftp_files, its seam).
+"""The SFTP front-end: connections, logins, channels (paramiko; with ``files``, its seam).
 
 Thin: each SFTP request becomes one ``FileSession`` call, each exception one status code
 with a generic text; the detail goes to the audit log (``intake.services.files``).

@@ -1,7 +1,7 @@
 """The auditor's report as one self-contained HTML file (French by default, or English).
 
 Rules:
-- Self-contained: inline CSS, inline SVG (``report_charts``), no script, no image, no
+- Self-contained: inline CSS, inline SVG (``charts``), no script, no image, no
   font, no link to load. A Content-Security-Policy (``default-src 'none'``) makes a
   browser refuse anything else, so a slip shows up as a console error.
 - Every value that comes from the catalog or the audit log (names, paths, reasons, IPs)

@@ -2,7 +2,7 @@
 
 Rules:
 - ``build`` renders one report (an account, or every member) for a period, from the
-  catalog and the audit log (``report_data``), as HTML (``report_html``).
+  catalog and the audit log (``data``), as HTML (``html``).
 - Monthly reports (``[reports] monthly = true``, the default): each sweep that is not a
   dry run makes sure the last complete month (by the sweep's clock) has its reports in
   ``log/reports/YYYY-MM/``: ``<member>.html`` for each member and ``_all.html`` for the

@@ -5,7 +5,7 @@ One run: take the run lock, finish any destruction a killed run left half-done, 
 the whole run), then carry the plan out. ``dry_run`` plans and reports, changes nothing.
 
 Rules:
-- One sweeper at a time per instance (``sweeper_lock``): a run that finds the lock held
+- One sweeper at a time per instance (``lock``): a run that finds the lock held
   skips, saying so.
 - Policies are read afresh at every run; an invalid policy file stops the run before
   anything is done (``ConfigError`` naming file and key). A file no policy matches is
@@ -21,12 +21,12 @@ Rules:
 
 The pieces, each in its own module:
 
-    sweeper_lock      the run lock (``state/sweeper.lock``)
-    sweeper_report    the report of a run, and the audit records about a file
-    sweeper_destroy   destruction: write-ahead, re-hash, unlink, certificate, recovery
-    sweeper_retry     the backoff of failed forwards (``state/forward-retry.json``)
-    sweeper_forward   forwarding to the vendor, and ``intake forward ID``
-    sweeper_thread    ``serve``'s scheduler (imports this module, so it is not re-exported)
+    lock      the run lock (``state/sweeper.lock``)
+    report    the report of a run, and the audit records about a file
+    destroy   destruction: write-ahead, re-hash, unlink, certificate, recovery
+    retry     the backoff of failed forwards (``state/forward-retry.json``)
+    forward   forwarding to the vendor, and ``intake forward ID``
+    scheduler ``serve``'s scheduler (imports this module, so it is not re-exported)
 """
 
 from __future__ import annotations
