@@ -28,6 +28,7 @@ from intake.adapters.audit.chain import CheckpointInfo, last_checkpoint
 from intake.core.clock import SystemClock, parse_iso
 from intake.core.config import Config
 from intake.core.errors import IntakeError, NotFound, UsageError
+from intake.frontends.cli import common
 from intake.frontends.cli.common import time_arg
 from intake.services.alerts.alerter import Alerts
 from intake.services.instance import Instance
@@ -258,9 +259,10 @@ def cmd_rotate(args: argparse.Namespace, open_: Open) -> int:
 # -- parser ------------------------------------------------------------------------------
 
 
-def register(sub: Any, keys_sub: Any, add: Any, open_: Open, load: Load, parser_class: type) -> Any:
+def register(sub: Any, keys_sub: Any, add: common.Add) -> Any:
     """Add ``audit show|verify|head`` and ``keys export-audit-public|rotate-audit``;
     returns the ``audit`` sub-parsers (other modules add theirs)."""
+    open_, load, parser_class = common.open_instance, common.config, common.Parser
     audit = sub.add_parser("audit", help="read and verify the audit log")
     aud = audit.add_subparsers(dest="audit_command", required=True, parser_class=parser_class)
     p = add(aud, "show", lambda a: cmd_show(a, load), "print audit records, oldest first")

@@ -197,7 +197,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(account_sub: Any, add: Any) -> None:
+def register(account_sub: Any, add: common.Add) -> None:
     """Add ``account card`` to the ``intake account`` parser."""
     p = add(account_sub, "card", cmd_card, "print a member's connection card (French by default)")
     p.add_argument("name", metavar="NAME")

@@ -257,7 +257,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any, add: Any) -> None:
+def register(subparsers: Any, add: common.Add) -> None:
     """Add ``catalog list|show|scan`` to the ``intake`` parser."""
     catalog = subparsers.add_parser("catalog", help="the catalogued arrivals")
     sub = catalog.add_subparsers(dest="catalog_command", required=True, parser_class=common.Parser)

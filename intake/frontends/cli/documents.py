@@ -146,7 +146,7 @@ def cmd_verify_document(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(audit_sub: Any, add: Any) -> None:
+def register(audit_sub: Any, add: common.Add) -> None:
     """Add ``certificates``, ``certificate`` and ``verify-document`` under ``intake audit``."""
     p = add(audit_sub, "certificates", cmd_certificates, "list the destruction certificates")
     p.add_argument("--account", metavar="NAME")

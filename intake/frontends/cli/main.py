@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     accounts.register(sub, add)
 
-    aud = audit.register(sub, keys_sub, add, common.open_instance, common.config, common.Parser)
+    aud = audit.register(sub, keys_sub, add)
     documents.register(aud, add)
     catalog.register(sub, add)
     sweep.register(sub, add)

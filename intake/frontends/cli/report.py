@@ -45,7 +45,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any, add: Any) -> None:
+def register(subparsers: Any, add: common.Add) -> None:
     """Add ``report`` to the ``intake`` parser."""
     p = add(subparsers, "report", cmd_report, "the auditor's report (one HTML file)")
     who = p.add_mutually_exclusive_group(required=True)
