@@ -1,7 +1,7 @@
 """Recording arrivals: uploads through the server, and files found or changed on disk.
 
-The cataloguer's writes (``intake.services.cataloguer.cataloguer``), a mixin of
-``intake.adapters.catalog.catalog.Catalog``.
+The cataloguer's writes (``intake.services.cataloguer.cataloguer``): ``Arrivals``, the
+``arrivals`` part of ``intake.adapters.catalog.catalog.Catalog``, made on its ``Store``.
 
 Rules:
 - One entry per arrival, ever: an upload opens a ``receiving`` entry that its close makes
@@ -34,7 +34,7 @@ from intake.adapters.catalog.model import (
     Found,
     stat_values,
 )
-from intake.adapters.catalog.queries import CatalogQueries
+from intake.adapters.catalog.store import Store
 from intake.core.clock import parse_iso
 from intake.core.model import ArrivalState
 
@@ -42,8 +42,11 @@ Locate = Callable[[str], tuple[str, str, str] | None]
 """Maps a disk path to (account, area, path), or None outside the areas."""
 
 
-class ArrivalRecords(CatalogQueries):
+class Arrivals:
     """How arrivals get into the catalog and follow their file on disk."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     # -- uploads (the server's listener) -------------------------------------------
 
@@ -51,14 +54,14 @@ class ArrivalRecords(CatalogQueries):
         self, account: str, area: str, path: str, disk_path: str, protocol: str
     ) -> int:
         """An upload to ``disk_path`` was opened: a ``receiving`` entry, so no scan takes it."""
-        with self._write() as db:
+        with self._store.write() as db:
             cursor = db.execute(
                 "INSERT INTO entries (account, area, path, disk_path, received_at, state,"
                 " source, protocol) VALUES (?, ?, ?, ?, ?, 'receiving', 'upload', ?)",
-                (account, area, path, self._rel(disk_path), self._now(), protocol),
+                (account, area, path, self._store.rel(disk_path), self._store.now(), protocol),
             )
             entry_id = int(cursor.lastrowid or 0)
-            self._event(db, entry_id, "receiving", protocol=protocol)
+            self._store.event(db, entry_id, "receiving", protocol=protocol)
         return entry_id
 
     def record_received(
@@ -78,9 +81,9 @@ class ArrivalRecords(CatalogQueries):
         (its ``started`` was lost) one is made, unless a scan already catalogued this very
         content at this path, which is then kept.
         """
-        now = self._now()
-        with self._write() as db:
-            rows = self._rows_at(db, disk_path, OPEN_SQL)
+        now = self._store.now()
+        with self._store.write() as db:
+            rows = self._store.rows_at(db, disk_path, OPEN_SQL)
             receiving = [r for r in rows if r["state"] == ArrivalState.RECEIVING.value]
             same = [
                 r
@@ -92,22 +95,22 @@ class ArrivalRecords(CatalogQueries):
             if receiving:
                 entry_id = int(receiving[-1]["id"])
                 for stale in receiving[:-1]:
-                    self._move(db, int(stale["id"]), ArrivalState.INTERRUPTED)
-                    self._event(
+                    self._store.move(db, int(stale["id"]), ArrivalState.INTERRUPTED)
+                    self._store.event(
                         db,
                         int(stale["id"]),
                         "interrupted",
                         at=now,
                         reason="superseded by a later upload to the same name",
                     )
-                self._move(db, entry_id, ArrivalState.RECEIVED)
+                self._store.move(db, entry_id, ArrivalState.RECEIVED)
             elif same:
                 entry_id = int(same[0]["id"])
             else:
                 cursor = db.execute(
                     "INSERT INTO entries (account, area, path, disk_path, received_at, state,"
                     " source, protocol) VALUES (?, ?, ?, ?, ?, 'received', 'upload', ?)",
-                    (account, area, path, self._rel(disk_path), now, protocol),
+                    (account, area, path, self._store.rel(disk_path), now, protocol),
                 )
                 entry_id = int(cursor.lastrowid or 0)
             db.execute(
@@ -117,42 +120,42 @@ class ArrivalRecords(CatalogQueries):
                 " WHERE id = ?",
                 (account, area, path, size, sha256, now, protocol, *stat_values(stat), entry_id),
             )
-            self._event(
+            self._store.event(
                 db, entry_id, "received", at=now, size=size, sha256=sha256, protocol=protocol
             )
-            return self._entry(self._row(db, entry_id))
+            return self._store.entry(self._store.row(db, entry_id))
 
     def record_interrupted(self, disk_path: str, size: int, reason: str) -> list[int]:
         """The upload to ``disk_path`` was cut: its receiving entry becomes ``interrupted``."""
-        with self._write() as db:
+        with self._store.write() as db:
             ids = [
                 int(r[0])
                 for r in db.execute(
                     "SELECT id FROM entries WHERE disk_path = ? AND state = 'receiving'",
-                    (self._rel(disk_path),),
+                    (self._store.rel(disk_path),),
                 )
             ]
             for entry_id in ids:
-                self._move(db, entry_id, ArrivalState.INTERRUPTED, size=size)
-                self._event(db, entry_id, "interrupted", size=size, reason=reason)
+                self._store.move(db, entry_id, ArrivalState.INTERRUPTED, size=size)
+                self._store.event(db, entry_id, "interrupted", size=size, reason=reason)
         return ids
 
     def receiving(self) -> list[Entry]:
         """Uploads still ``receiving`` (at a server start: what the previous run left)."""
-        rows = self._query(
+        rows = self._store.read(
             f"SELECT {COLUMNS} FROM entries WHERE state = 'receiving' ORDER BY id"  # noqa: S608
         )
-        return [self._entry(r) for r in rows]
+        return [self._store.entry(r) for r in rows]
 
     def interrupt_all_receiving(self, reason: str) -> list[int]:
         """At server start: every upload still ``receiving`` was cut by the previous stop."""
-        with self._write() as db:
+        with self._store.write() as db:
             ids = [
                 int(r[0]) for r in db.execute("SELECT id FROM entries WHERE state = 'receiving'")
             ]
             for entry_id in ids:
-                self._move(db, entry_id, ArrivalState.INTERRUPTED)
-                self._event(db, entry_id, "interrupted", reason=reason)
+                self._store.move(db, entry_id, ArrivalState.INTERRUPTED)
+                self._store.event(db, entry_id, "interrupted", reason=reason)
         return ids
 
     # -- files found on disk (watchdog, reconcile) ---------------------------------
@@ -162,14 +165,14 @@ class ArrivalRecords(CatalogQueries):
 
         Each is skipped (``None``) if, by now, an entry receives or holds its path.
         """
-        now = self._now()
+        now = self._store.now()
         received_at = parse_iso(now)
         detail = json.dumps({"reason": "found on disk outside an upload"})
         result: list[Entry | None] = []
-        with self._write() as db:
+        with self._store.write() as db:
             taken: set[str] = set()
             for start in range(0, len(found), MAX_VARIABLES):
-                paths = [self._rel(i.disk_path) for i in found[start : start + MAX_VARIABLES]]
+                paths = [self._store.rel(i.disk_path) for i in found[start : start + MAX_VARIABLES]]
                 marks = ", ".join("?" * len(paths))
                 taken.update(
                     row[0]
@@ -180,7 +183,7 @@ class ArrivalRecords(CatalogQueries):
                     )
                 )
             for item in found:
-                stored = self._rel(item.disk_path)
+                stored = self._store.rel(item.disk_path)
                 if stored in taken:
                     result.append(None)
                     continue
@@ -241,15 +244,15 @@ class ArrivalRecords(CatalogQueries):
         if where is None:
             return None
         account, area, path = where
-        with self._write() as db:
-            live = self._rows_at(db, old_disk_path, LIVE_SQL)
+        with self._store.write() as db:
+            live = self._store.rows_at(db, old_disk_path, LIVE_SQL)
             if not live:
                 return None
             row = live[-1]
             entry_id = int(row["id"])
             db.execute(
                 "UPDATE entries SET account = ?, area = ?, path = ?, disk_path = ? WHERE id = ?",
-                (account, area, path, self._rel(new_disk_path), entry_id),
+                (account, area, path, self._store.rel(new_disk_path), entry_id),
             )
             same_file = stat is not None and (
                 row["st_size"],
@@ -261,18 +264,20 @@ class ArrivalRecords(CatalogQueries):
                     "UPDATE entries SET st_ctime_ns = ? WHERE id = ?",
                     (stat.ctime_ns if stat else None, entry_id),
                 )
-            self._event(db, entry_id, "renamed", source=row["path"], path=path, account=account)
-            return self._entry(self._row(db, entry_id))
+            self._store.event(
+                db, entry_id, "renamed", source=row["path"], path=path, account=account
+            )
+            return self._store.entry(self._store.row(db, entry_id))
 
     def record_moved_tree(self, old_dir: str, new_dir: str, locate: Locate) -> int:
         """A folder was renamed on disk: every live entry below it follows. Returns a count."""
-        bounds = self._subtree(old_dir)
+        bounds = self._store.subtree(old_dir)
         if bounds is None:
             return 0
         low, high = bounds
-        new_base = self._rel(new_dir.rstrip("/"))
+        new_base = self._store.rel(new_dir.rstrip("/"))
         moved = 0
-        with self._write() as db:
+        with self._store.write() as db:
             rows = db.execute(
                 f"SELECT id, path, disk_path FROM entries WHERE state IN {LIVE_SQL}"  # noqa: S608
                 " AND disk_path >= ? AND disk_path < ?",
@@ -280,7 +285,7 @@ class ArrivalRecords(CatalogQueries):
             ).fetchall()
             for row in rows:
                 new_stored = new_base + row["disk_path"][len(low) - 1 :]
-                where = locate(self._abs(new_stored))
+                where = locate(self._store.abs(new_stored))
                 if where is None:
                     continue
                 account, area, path = where
@@ -289,7 +294,7 @@ class ArrivalRecords(CatalogQueries):
                     " WHERE id = ?",
                     (account, area, path, new_stored, row["id"]),
                 )
-                self._event(
+                self._store.event(
                     db, int(row["id"]), "renamed", source=row["path"], path=path, account=account
                 )
                 moved += 1
@@ -300,8 +305,8 @@ class ArrivalRecords(CatalogQueries):
 
         True if the live entry's baseline was ``before`` and now is ``after``.
         """
-        with self._write() as db:
-            live = self._rows_at(db, disk_path, LIVE_SQL)
+        with self._store.write() as db:
+            live = self._store.rows_at(db, disk_path, LIVE_SQL)
             if not live:
                 return False
             row = live[-1]
@@ -312,16 +317,16 @@ class ArrivalRecords(CatalogQueries):
             ):
                 return False
             entry_id = int(row["id"])
-            self._set_baseline(db, entry_id, after)
-            self._event(db, entry_id, "times set", mtime_ns=after.mtime_ns)
+            self._store.set_baseline(db, entry_id, after)
+            self._store.event(db, entry_id, "times set", mtime_ns=after.mtime_ns)
             return True
 
     def update_baseline(self, entry_id: int, stat: FileStat, verified: bool = False) -> None:
         """The file was hashed again and still matches: remember its new stat."""
-        with self._write() as db:
-            self._set_baseline(db, entry_id, stat)
+        with self._store.write() as db:
+            self._store.set_baseline(db, entry_id, stat)
             if verified:
-                self._event(
+                self._store.event(
                     db,
                     entry_id,
                     "verified",
@@ -334,25 +339,25 @@ class ArrivalRecords(CatalogQueries):
         False (nothing done) if by now the entry moved elsewhere, is no longer live, or the
         sweeper intends to destroy it.
         """
-        with self._write() as db:
-            row = self._row(db, entry_id)
+        with self._store.write() as db:
+            row = self._store.row(db, entry_id)
             if (
-                row["disk_path"] != self._rel(disk_path)
+                row["disk_path"] != self._store.rel(disk_path)
                 or row["destroy_intent"] is not None
                 or ArrivalState(row["state"]) not in LIVE_STATES
             ):
                 return False
-            self._move(db, entry_id, ArrivalState.VANISHED)
-            self._event(db, entry_id, "vanished", reason=reason)
+            self._store.move(db, entry_id, ArrivalState.VANISHED)
+            self._store.event(db, entry_id, "vanished", reason=reason)
             return True
 
     def record_altered(
         self, entry_id: int, actual_sha256: str, stat: FileStat | None = None
     ) -> bool:
         """The file's content no longer matches its SHA-256. True if it just became altered."""
-        with self._write() as db:
-            changed = self._move(db, entry_id, ArrivalState.ALTERED)
+        with self._store.write() as db:
+            changed = self._store.move(db, entry_id, ArrivalState.ALTERED)
             if stat is not None:
-                self._set_baseline(db, entry_id, stat)
-            self._event(db, entry_id, "altered", actual_sha256=actual_sha256)
+                self._store.set_baseline(db, entry_id, stat)
+            self._store.event(db, entry_id, "altered", actual_sha256=actual_sha256)
             return changed

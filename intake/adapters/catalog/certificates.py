@@ -1,6 +1,7 @@
 """Destruction certificates: the signed documents the sweeper issued, one per entry.
 
-A mixin of ``intake.adapters.catalog.catalog.Catalog`` (the ``certificates`` table, migration 3).
+``Certificates``, a part of ``intake.adapters.catalog.catalog.Catalog`` made on its ``Store``
+(the ``certificates`` table, migration 3).
 
 Rules:
 - A certificate is stored once, as the exact JSON text that was signed and handed out;
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from intake.adapters.catalog.queries import CatalogQueries
+from intake.adapters.catalog.store import Store
 from intake.core.clock import isoformat
 from intake.core.errors import IntakeError
 
@@ -27,15 +28,18 @@ class StoredCertificate:
     document: str  # the signed JSON text, exactly as issued
 
 
-class CertificateRecords(CatalogQueries):
+class Certificates:
     """The signed destruction certificates, by catalog entry id."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def store_certificate(
         self, entry_id: int, account: str, destroyed_at: str, document: str
     ) -> StoredCertificate:
         """Keep ``document`` for ``entry_id`` unless one is kept already; return the kept one."""
-        with self._write() as db:
-            self._row(db, entry_id)
+        with self._store.write() as db:
+            self._store.row(db, entry_id)
             db.execute(
                 "INSERT OR IGNORE INTO certificates (entry_id, account, destroyed_at, document)"
                 " VALUES (?, ?, ?, ?)",
@@ -47,7 +51,7 @@ class CertificateRecords(CatalogQueries):
         return kept
 
     def certificate(self, entry_id: int) -> StoredCertificate | None:
-        row = self._query_one(
+        row = self._store.read_one(
             "SELECT entry_id, account, destroyed_at, document FROM certificates WHERE entry_id = ?",
             (entry_id,),
         )
@@ -65,7 +69,7 @@ class CertificateRecords(CatalogQueries):
             where.append("destroyed_at >= ?")
             args.append(isoformat(since))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self._query(
+        rows = self._store.read(
             "SELECT entry_id, account, destroyed_at, document FROM certificates"  # noqa: S608
             f" {clause} ORDER BY destroyed_at, entry_id",
             args,
