@@ -44,6 +44,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from intake.adapters.audit.writer import AuditLog, display
 from intake.adapters.diskspace import DiskSpace
@@ -84,8 +85,8 @@ class Arrival:
     protocol: str
 
 
-class FileEvents:
-    """What listeners (the cataloguer) hear; every method is a no-op here, override some."""
+class FileEvents(Protocol):
+    """What a listener (the cataloguer) hears from every ``FileSession``: it implements each."""
 
     def started(self, account: str, area: Area, path: str, protocol: str) -> None:
         """An upload to ``path`` was opened (it is not received yet)."""

@@ -1,16 +1,20 @@
 """The cataloguer: every arrival in ``data/`` recorded once, with its SHA-256.
 
-The entry point: ``Cataloguer`` is imported from here. The work is split by job (each
-module's docstring states its own rules):
+The entry point: ``Cataloguer`` is imported from here. It owns its parts, each an object
+with its own state, given what it needs (each module's docstring states its own rules):
 
-    cataloguer          the listener (uploads through the server) and the worker thread
-    cataloguer_jobs     the worker's work items, one typed event per kind
-    cataloguer_watch    watchdog's observer and handler (the one module importing watchdog)
-    cataloguer_scan     reconciliation: walk the areas, make the catalog match the disk
-    cataloguer_check    one file against the catalog: layout, settle, hash, record, audit
+    cataloguer   ``Cataloguer``: the listener (uploads through the server), the worker
+                 thread and its queue; composes a ``Watcher``, a ``Scanner``, a ``Checker``
+    jobs         the worker's work items, one typed event per kind
+    watcher      ``Watcher``: watchdog's observer and handler (the one module importing
+                 watchdog)
+    scanner      ``Scanner``: reconciliation: walk the areas, make the catalog match the disk
+    checker      ``Checker``: one file against the catalog: layout, settle, hash, record,
+                 audit
 
 Two ways in, one record:
-- Uploads through the server: this is a ``FileEvents`` listener. ``started`` makes a
+- Uploads through the server: the ``Cataloguer`` implements ``FileEvents`` (what a
+  ``FileSession`` announces to its listeners). ``started`` makes a
   ``receiving`` entry (so no scan takes the file while it lands), ``received`` records the
   size and SHA-256 computed in flight (never rehashed) with the server's clock, on the
   protocol thread, before the client hears its close acknowledged; ``interrupted`` and
@@ -40,6 +44,8 @@ Rules:
 - An upload the catalog could not record at once is retried by the worker: the client's
   file is in place whatever happens to its record.
 - Requests to reconcile coalesce: a pending full reconciliation absorbs any folder's.
+- One owner per thread: the ``Cataloguer`` starts and stops its worker, the ``Watcher``
+  (started and stopped by the ``Cataloguer``) watchdog's observer.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from intake.core.clock import Clock
 from intake.core.errors import IntakeError
 from intake.services.cataloguer.checker import (
     SETTLE_SECONDS,
+    Checker,
     ScanReport,
     file_stat,
     stat_or_none,
@@ -75,7 +82,7 @@ from intake.services.cataloguer.jobs import (
     Settled,
     Wake,
 )
-from intake.services.cataloguer.scanner import Reconciler, Stopped
+from intake.services.cataloguer.scanner import Scanner, Stopped
 from intake.services.cataloguer.watcher import Watcher
 from intake.services.files import Arrival, FileEvents
 from intake.services.retention import RetentionBook
@@ -85,7 +92,7 @@ __all__ = ["SETTLE_SECONDS", "Cataloguer", "ScanReport"]
 log = logging.getLogger("intake.cataloguer")
 
 
-class Cataloguer(Reconciler, FileEvents):
+class Cataloguer(FileEvents):
     """Keeps the catalog equal to what arrived; see the module docstring."""
 
     def __init__(
@@ -97,34 +104,41 @@ class Cataloguer(Reconciler, FileEvents):
         protocol: str | None = None,
         retention: RetentionBook | None = None,
     ) -> None:
+        """``protocol``: "cli" for ``intake catalog scan``; None inside ``serve``."""
         self.catalog = catalog
-        self.retention = retention
         self.storage = storage
-        self.audit = audit
-        self.clock = clock
-        self.protocol = protocol  # "cli" for ``intake catalog scan``; None inside ``serve``
-        self.reports = []
         self._stop = threading.Event()
-        self._settling = {}
-        self._refused_special = set()
         self._queue: queue.Queue[Job] = queue.Queue()
         self._worker: threading.Thread | None = None
-        self._watcher: Watcher | None = None
+        self._checker = Checker(catalog, storage, audit, protocol, retention)
+        self._scanner = Scanner(
+            catalog, storage, clock, self._checker, self._stop, self._settles_later
+        )
+        self._watcher = Watcher(self)
         self._reconciles: dict[str | None, str] = {}  # folder (None: all) -> why
         self._reconcile_lock = threading.Lock()
         self._unrecorded: dict[str, Arrival] = {}  # uploads whose recording must be retried
 
+    @property
+    def reports(self) -> list[ScanReport]:
+        """One per reconciliation, in order."""
+        return self._scanner.reports
+
+    def reconcile(self, folder: str | None = None, why: str = "scan") -> ScanReport:
+        """Make the catalog match the disk (below ``folder``, or everywhere)."""
+        return self._scanner.reconcile(folder, why)
+
     # -- the listener (protocol threads) -------------------------------------------------
 
     def started(self, account: str, area: Area, path: str, protocol: str) -> None:
-        target = self.disk_path(account, area, path)
+        target = self._checker.disk_path(account, area, path)
         if target is not None:
             self.catalog.begin_receiving(account, area.value, path, target, protocol)
 
     def received(self, arrival: Arrival) -> None:
         try:
             self._record(arrival)
-            self._assign_policies()
+            self._checker.assign_policies()
         except Exception:
             # The client's file is in place whatever happens here: retry off its thread.
             log.exception("could not catalogue %s at once; retrying", display(arrival.path))
@@ -144,7 +158,7 @@ class Cataloguer(Reconciler, FileEvents):
         )
 
     def interrupted(self, account: str, area: Area, path: str, size: int, reason: str) -> None:
-        target = self.disk_path(account, area, path)
+        target = self._checker.disk_path(account, area, path)
         if target is not None:
             self.catalog.record_interrupted(target, size, reason)
             # A file put there by hand while the upload was open was left to it: check now.
@@ -160,7 +174,10 @@ class Cataloguer(Reconciler, FileEvents):
         new_disk_path: str,
     ) -> None:
         st = stat_or_none(new_disk_path)
-        if self.catalog.record_moved(old_disk_path, new_disk_path, self.locate, st) is None:
+        if (
+            self.catalog.record_moved(old_disk_path, new_disk_path, self._checker.locate, st)
+            is None
+        ):
             self.enqueue(Check(new_disk_path))  # never catalogued: the worker hashes it
 
     def times_set(self, disk_path: str, before: os.stat_result, after: os.stat_result) -> None:
@@ -179,7 +196,6 @@ class Cataloguer(Reconciler, FileEvents):
         self._worker = threading.Thread(target=self._run, name="cataloguer", daemon=True)
         self._worker.start()
         if watch:
-            self._watcher = Watcher(self)
             self._watcher.start(self.storage.data_dir)
         self.request_reconcile(None, "server start")
 
@@ -208,12 +224,10 @@ class Cataloguer(Reconciler, FileEvents):
                 display(entry.path),
             )
         if recovered:
-            self._assign_policies()
+            self._checker.assign_policies()
 
     def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+        self._watcher.stop()
         self._stop.set()
         self._queue.put(Wake())
         if self._worker is not None:
@@ -234,13 +248,13 @@ class Cataloguer(Reconciler, FileEvents):
         self.enqueue(Reconcile())
 
     def _settles_later(self) -> bool:
+        """True when a worker will come back to files still settling (inside ``serve``)."""
         return self._worker is not None
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            timeout = None
-            if self._settling:
-                timeout = max(0.0, min(d for _, d in self._settling.values()) - time.monotonic())
+            due = self._checker.next_due()
+            timeout = None if due is None else max(0.0, due - time.monotonic())
             try:
                 job = self._queue.get(timeout=timeout)
             except queue.Empty:
@@ -255,13 +269,13 @@ class Cataloguer(Reconciler, FileEvents):
     def _do(self, job: Job) -> None:
         match job:
             case Check(path):
-                self._settling.pop(path, None)
-                self.check(path)
+                self._checker.forget(path)
+                self._checker.check(path)
             case Created(path):
                 self._created(path)
             case Gone(path):
-                self._settling.pop(path, None)
-                self._gone(path)
+                self._checker.forget(path)
+                self._checker.gone(path)
             case Moved(src, dest):
                 self._moved(src, dest)
             case DirMoved(src, dest):
@@ -270,15 +284,15 @@ class Cataloguer(Reconciler, FileEvents):
                 arrival = self._unrecorded.pop(path, None)
                 if arrival is not None:
                     self._record(arrival)
-                    self._assign_policies()
+                    self._checker.assign_policies()
             case Settled():
-                for settled, _ in self._take_settled():
-                    self.check(settled)
+                for settled, _ in self._checker.take_settled():
+                    self._checker.check(settled)
             case Reconcile():
                 with self._reconcile_lock:
                     pending, self._reconciles = self._reconciles, {}
                 for folder, why in pending.items():
-                    self.reconcile(folder, why)
+                    self._scanner.reconcile(folder, why)
             case Wake():
                 pass
 
@@ -286,37 +300,37 @@ class Cataloguer(Reconciler, FileEvents):
 
     def _created(self, path: str) -> None:
         """A file appeared without a close (yet): wait for its close, or for it to settle."""
-        if self.locate(path) is None:
+        if self._checker.locate(path) is None:
             return
         try:
             st = os.lstat(path)
         except OSError:
             return
         if stat_mod.S_ISREG(st.st_mode):
-            self._settling[path] = (file_stat(st), time.monotonic() + SETTLE_SECONDS)
+            self._checker.wait(path, file_stat(st))
 
     def _moved(self, src: str, dest: str) -> None:
         if not dest:  # moved out of the tree
-            self._gone(src)
+            self._checker.gone(src)
             return
-        if self.locate(dest) is None:
+        if self._checker.locate(dest) is None:
             if src:
-                self._gone(src)
+                self._checker.gone(src)
             return
-        self._settling.pop(src, None)
-        if src and self.locate(src) is not None:
-            entry = self.catalog.record_moved(src, dest, self.locate, stat_or_none(dest))
+        self._checker.forget(src)
+        if src and self._checker.locate(src) is not None:
+            entry = self.catalog.record_moved(src, dest, self._checker.locate, stat_or_none(dest))
             if entry is not None:
                 log.info("catalog entry %d follows a rename to %s", entry.id, display(entry.path))
                 return
-        self.check(dest)  # moved in from outside or from staging: whole, check it now
+        self._checker.check(dest)  # moved in from outside or from staging: whole, check it now
 
     def _dir_moved(self, src: str, dest: str) -> None:
-        if src and dest and self._in_areas(dest) and self._in_areas(src):
-            moved = self.catalog.record_moved_tree(src, dest, self.locate)
+        if src and dest and self._checker.in_areas(dest) and self._checker.in_areas(src):
+            moved = self.catalog.record_moved_tree(src, dest, self._checker.locate)
             if moved:
                 log.info("%d catalog entr(ies) follow a folder rename", moved)
         if src:
-            self.reconcile(src, "folder moved away")
+            self._scanner.reconcile(src, "folder moved away")
         if dest:
-            self.reconcile(dest, "folder moved in")
+            self._scanner.reconcile(dest, "folder moved in")

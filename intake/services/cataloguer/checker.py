@@ -1,8 +1,9 @@
 """One file on disk against the catalog: where it belongs, whether to hash it, what to record.
 
 The steps a single check (the worker, after a watchdog event) and a reconciliation
-(``cataloguer_scan``) share; ``FileChecks`` is the base of
-``intake.services.cataloguer.cataloguer.Cataloguer``.
+(``scanner``) share. A ``Checker`` is owned by ``intake.services.cataloguer.cataloguer.Cataloguer``
+and given to its ``Scanner``; it holds its own state: the files waiting to settle and the
+specials already refused.
 
 Rules:
 - Disk layout: ``data/members/<m>/<rel>`` is account m, path ``/<rel>``;
@@ -24,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import stat as stat_mod
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -32,7 +32,6 @@ from intake.adapters.audit.writer import AuditLog, display
 from intake.adapters.catalog.catalog import Catalog, Entry, FileStat, Found, Known
 from intake.adapters.storage import Storage
 from intake.core.authz import OUTBOX, Area
-from intake.core.clock import Clock
 from intake.core.errors import Denied, NotFound
 from intake.core.model import ArrivalState
 from intake.services.retention import RetentionBook
@@ -74,30 +73,38 @@ class ScanReport:
     skipped: list[str] = field(default_factory=list)  # names that could not be catalogued
 
 
-class FileChecks:
+class Checker:
     """The disk layout and the steps that compare a file with the catalog.
 
-    A mixin: ``Cataloguer.__init__`` sets the attributes declared here.
+    Its state (files waiting to settle, specials refused) is used by one thread at a time:
+    the cataloguer's worker inside ``serve``, the caller of a scan without one (``intake
+    catalog scan``). The layout and ``assign_policies`` hold none: the listener calls them
+    on the protocol threads.
     """
 
-    catalog: Catalog
-    storage: Storage
-    audit: AuditLog
-    clock: Clock
-    protocol: str | None  # the audit records' protocol: "cli" for ``intake catalog scan``
-    reports: list[ScanReport]  # one per reconciliation, in order
-    _stop: threading.Event  # set: a scan stops between two files
-    _settling: dict[str, tuple[FileStat, float]]  # path -> (its stat, monotonic time due)
-    retention: RetentionBook | None  # sets each new entry's policy and end date
-    _refused_special: set[str]  # FIFOs and devices already audited
+    def __init__(
+        self,
+        catalog: Catalog,
+        storage: Storage,
+        audit: AuditLog,
+        protocol: str | None = None,
+        retention: RetentionBook | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self._storage = storage
+        self._audit_log = audit
+        self._protocol = protocol  # the audit records' protocol: "cli" for ``intake catalog scan``
+        self._retention = retention  # sets each new entry's policy and end date
+        self._settling: dict[str, tuple[FileStat, float]] = {}  # path -> (stat, monotonic due)
+        self._refused_special: set[str] = set()  # FIFOs and devices already audited
 
     # -- layout ----------------------------------------------------------------------
 
     def locate(self, disk_path: str) -> Where | None:
         """(account, area, path) of a file in an area, or None (staging, outside)."""
         for root, area in (
-            (self.storage.members_root, Area.MEMBER),
-            (self.storage.outbox_root, Area.OUTBOX),
+            (self._storage.members_root, Area.MEMBER),
+            (self._storage.outbox_root, Area.OUTBOX),
         ):
             if disk_path.startswith(root + "/"):
                 parts = disk_path[len(root) + 1 :].split("/")
@@ -108,11 +115,11 @@ class FileChecks:
                 return parts[0], area.value, path
         return None
 
-    def _in_areas(self, folder: str) -> bool:
+    def in_areas(self, folder: str) -> bool:
         """True for a folder inside the members' or the outbox tree (an area or below)."""
         return any(
             folder.startswith(root + "/")
-            for root in (self.storage.members_root, self.storage.outbox_root)
+            for root in (self._storage.members_root, self._storage.outbox_root)
         )
 
     def disk_path(self, account: str, area: Area, path: str) -> str | None:
@@ -122,7 +129,7 @@ class FileChecks:
             rel = rel.removeprefix(OUTBOX).lstrip("/")
         if area not in (Area.MEMBER, Area.OUTBOX) or not rel:
             return None
-        return os.path.join(self.storage.area_root(area, account), rel)
+        return os.path.join(self._storage.area_root(area, account), rel)
 
     # -- one file --------------------------------------------------------------------
 
@@ -134,25 +141,47 @@ class FileChecks:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            self._gone(path)
+            self.gone(path)
             return
         if not stat_mod.S_ISREG(st.st_mode):
             return
-        self._check_stat(path, where, file_stat(st), ScanReport())
+        self.check_stat(path, where, file_stat(st), ScanReport())
 
-    def _check_stat(self, path: str, where: Where, st: FileStat, report: ScanReport) -> None:
-        found = self._examine(path, where, st, self.catalog.known_at(path), report)
+    def check_stat(self, path: str, where: Where, st: FileStat, report: ScanReport) -> None:
+        found = self.examine(path, where, st, self._catalog.known_at(path), report)
         if found is not None:
-            self._catalogue([found], report)
+            self.catalogue([found], report)
 
-    def _gone(self, path: str) -> None:
+    def gone(self, path: str) -> None:
         if self.locate(path) is None or os.path.lexists(path):
             return
-        for entry in self.catalog.at_path(path):
+        for entry in self._catalog.at_path(path):
             if entry.is_live and entry.destroy_intent is None:
-                self._vanished(entry.id, path)
+                self.vanished(entry.id, path)
 
-    def _take_settled(self) -> list[tuple[str, FileStat]]:
+    # -- files waiting to settle ------------------------------------------------------
+
+    def wait(self, path: str, st: FileStat) -> None:
+        """``path`` (now ``st``) waits until its stat has been still for ``SETTLE_SECONDS``."""
+        self._settling[path] = (st, time.monotonic() + SETTLE_SECONDS)
+
+    def forget(self, path: str) -> None:
+        """``path`` no longer waits (it is checked now, or gone)."""
+        self._settling.pop(path, None)
+
+    def next_due(self) -> float | None:
+        """The monotonic time the first wait is over; None when no file waits."""
+        if not self._settling:
+            return None
+        return min(d for _, d in self._settling.values())
+
+    def drop_waiting(self) -> list[str]:
+        """The files still waiting, no longer waiting."""
+        waiting = list(self._settling)
+        self._settling.clear()
+        return waiting
+
+    def take_settled(self) -> list[tuple[str, FileStat]]:
         """Files whose wait is over and whose stat held still: (path, stat), no longer waiting.
 
         A file whose stat moved waits again; one that went is forgotten.
@@ -166,14 +195,14 @@ class FileChecks:
             if current is None:
                 continue
             if current != before:
-                self._settling[path] = (current, time.monotonic() + SETTLE_SECONDS)
+                self.wait(path, current)
                 continue
             settled.append((path, current))
         return settled
 
     # -- shared steps ---------------------------------------------------------------------
 
-    def _examine(
+    def examine(
         self,
         path: str,
         where: Where,
@@ -197,7 +226,7 @@ class FileChecks:
             return None
         if young_ns is not None and max(st.mtime_ns, st.ctime_ns) > young_ns:
             # Written a moment ago, perhaps still open: its close (or a quiet second) decides.
-            self._settling[path] = (st, time.monotonic() + SETTLE_SECONDS)
+            self.wait(path, st)
             report.deferred += 1
             return None
         found = self._hash(path, where, st, report)
@@ -216,11 +245,11 @@ class FileChecks:
         self._refused_special.add(path)
         where = self.locate(path)
         log.warning("%s, not catalogued: %s", reason, display(path))
-        self.audit.record(
+        self._audit_log.record(
             "denied",
             account=where[0] if where else None,
             path=where[2] if where else display(path),
-            protocol=self.protocol,
+            protocol=self._protocol,
             operation="catalogue",
             reason=reason,
         )
@@ -230,7 +259,7 @@ class FileChecks:
         try:
             # Opened beneath data/ component by component: a folder swapped for a symlink
             # since the walk makes this fail, never hashes a file outside the areas.
-            digest, raw = self.storage.hash_beneath(path)
+            digest, raw = self._storage.hash_beneath(path)
             after = file_stat(raw)
         except (OSError, NotFound):
             return None
@@ -241,16 +270,16 @@ class FileChecks:
         report.hashed += 1
         report.hashed_bytes += st.size
         if after != st:
-            self._settling[path] = (after, time.monotonic() + SETTLE_SECONDS)
+            self.wait(path, after)
             return None
         account, area, vpath = where
         return Found(account, area, vpath, path, st.size, digest, st)
 
     def _compare(self, entry_id: int, expected: str, found: Found, report: ScanReport) -> None:
         if found.sha256 == expected:
-            self.catalog.update_baseline(entry_id, found.stat, verified=True)
+            self._catalog.update_baseline(entry_id, found.stat, verified=True)
             return
-        if self.catalog.record_altered(entry_id, found.sha256, found.stat):
+        if self._catalog.record_altered(entry_id, found.sha256, found.stat):
             report.altered += 1
             entry = self._warn(
                 entry_id,
@@ -266,23 +295,23 @@ class FileChecks:
                 reason="content no longer matches the SHA-256 recorded at arrival",
             )
 
-    def _catalogue(self, found: list[Found], report: ScanReport) -> None:
-        with self.audit.batch():
+    def catalogue(self, found: list[Found], report: ScanReport) -> None:
+        with self._audit_log.batch():
             self._catalogue_batch(found, report)
-        self._assign_policies()
+        self.assign_policies()
 
-    def _assign_policies(self) -> None:
+    def assign_policies(self) -> None:
         """New entries get their policy and end date now (the sweeper re-checks anyway)."""
-        if self.retention is None:
+        if self._retention is None:
             return
         try:
-            self.retention.assign_new()
+            self._retention.assign_new()
         except Exception:
             log.exception("could not set the retention policy of new entries; the sweep will")
 
     def _catalogue_batch(self, found: list[Found], report: ScanReport) -> None:
         reason = "found on disk outside an upload"
-        for item, entry in zip(found, self.catalog.record_found(found), strict=True):
+        for item, entry in zip(found, self._catalog.record_found(found), strict=True):
             if entry is None:
                 continue
             report.catalogued += 1
@@ -301,9 +330,9 @@ class FileChecks:
                 )
             self._audit("catalogued", entry, size=item.size, sha256=item.sha256, reason=reason)
 
-    def _vanished(self, entry_id: int, path: str, report: ScanReport | None = None) -> None:
+    def vanished(self, entry_id: int, path: str, report: ScanReport | None = None) -> None:
         reason = "file gone from disk with no destruction record"
-        if not self.catalog.record_vanished(entry_id, path, reason):
+        if not self._catalog.record_vanished(entry_id, path, reason):
             return
         if report is not None:
             report.vanished += 1
@@ -315,16 +344,16 @@ class FileChecks:
 
     def _warn(self, entry_id: int, message: str, *args: object) -> Entry:
         """Say what befell an entry (``message`` takes its id, account, path, then ``args``)."""
-        entry = self.catalog.get(entry_id)
+        entry = self._catalog.get(entry_id)
         log.warning(message, entry_id, entry.account, display(entry.path), *args)
         return entry
 
     def _audit(self, event: str, entry: Entry, **fields: object) -> None:
-        self.audit.record(
+        self._audit_log.record(
             event,
             account=entry.account,
             path=entry.path,
             entry=entry.id,
-            protocol=self.protocol,
+            protocol=self._protocol,
             **fields,
         )

@@ -1,8 +1,8 @@
 """The cataloguer worker's work items: one small typed event per kind (no string tags).
 
-Producers: the watchdog handler (``cataloguer_watch``), the upload listener and the
-worker itself (``cataloguer``). The worker is their one consumer and handles each type
-in one place (``Cataloguer._do``).
+Producers: the watchdog handler (``watcher``), the upload listener and the worker itself
+(``cataloguer``). The worker is their one consumer and handles each type in one place
+(``Cataloguer._do``).
 """
 
 from __future__ import annotations

@@ -2,15 +2,15 @@
 
 watchdog is the trigger, reconciliation the guarantee: inotify drops events on queue
 overflow and can miss files in a new folder, so the cataloguer reconciles at every start, on
-overflow, on each new or moved folder, and on ``intake catalog scan``. ``Reconciler`` is a
-base of ``intake.services.cataloguer.cataloguer.Cataloguer``.
+overflow, on each new or moved folder, and on ``intake catalog scan``. A ``Scanner`` is
+owned by ``intake.services.cataloguer.cataloguer.Cataloguer`` and examines each file with
+the cataloguer's ``Checker``.
 
 Rules:
 - One walk, no symlink followed, ``data/.staging`` skipped; a name that is not UTF-8 is not
   catalogued but reported (``ScanReport.skipped``).
 - What the catalog knows below the folder is read once, before the walk; each file is then
-  examined as ``cataloguer_check`` says, and new ones are catalogued ``BATCH`` per
-  transaction.
+  examined as ``checker`` says, and new ones are catalogued ``BATCH`` per transaction.
 - A file written a moment ago is deferred until it settles: by the worker inside
   ``serve``; without one (``intake catalog scan``) the scan waits a few seconds for it, and
   reports what still moves as skipped.
@@ -24,15 +24,18 @@ from __future__ import annotations
 import logging
 import os
 import stat as stat_mod
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from intake.adapters.audit.writer import display
-from intake.adapters.catalog.catalog import Found, Known
+from intake.adapters.catalog.catalog import Catalog, Found, Known
+from intake.adapters.storage import Storage
+from intake.core.clock import Clock
 from intake.core.model import ArrivalState
 from intake.services.cataloguer.checker import (
     SETTLE_SECONDS,
-    FileChecks,
+    Checker,
     ScanReport,
     file_stat,
 )
@@ -46,27 +49,42 @@ class Stopped(Exception):
     """The cataloguer was stopped in the middle of a scan."""
 
 
-class Reconciler(FileChecks):
+class Scanner:
     """Walks the areas and brings the catalog in line with every file there."""
 
-    def _settles_later(self) -> bool:
-        """True when a worker will come back to files still settling (inside ``serve``)."""
-        return False
+    def __init__(
+        self,
+        catalog: Catalog,
+        storage: Storage,
+        clock: Clock,
+        checker: Checker,
+        stopped: threading.Event,
+        settles_later: Callable[[], bool],
+    ) -> None:
+        """``stopped``: set, a scan stops between two files. ``settles_later``: True when a
+        worker will come back to files still settling (inside ``serve``)."""
+        self._catalog = catalog
+        self._storage = storage
+        self._clock = clock
+        self._checker = checker
+        self._stopped = stopped
+        self._settles_later = settles_later
+        self.reports: list[ScanReport] = []  # one per reconciliation, in order
 
     def _walk(self, folder: str) -> Iterator[tuple[str, os.stat_result]]:
         """Every regular file with one name below ``folder``, entered by descriptor (a
         folder swapped for a symlink is never followed), staging skipped; a FIFO, device,
         socket or hard link met on the way is refused (audited once)."""
-        for path, st in self.storage.walk_beneath(folder):
-            if self._stop.is_set():
+        for path, st in self._storage.walk_beneath(folder):
+            if self._stopped.is_set():
                 raise Stopped
             if stat_mod.S_ISREG(st.st_mode):
                 if st.st_nlink > 1:
-                    self.refuse_special(path, "a hard link (more than one name)")
+                    self._checker.refuse_special(path, "a hard link (more than one name)")
                     continue
                 yield path, st
             elif not stat_mod.S_ISLNK(st.st_mode):
-                self.refuse_special(path)
+                self._checker.refuse_special(path)
 
     def reconcile(self, folder: str | None = None, why: str = "scan") -> ScanReport:
         """Make the catalog match the disk (below ``folder``, or everywhere)."""
@@ -75,18 +93,18 @@ class Reconciler(FileChecks):
         roots = (
             [folder]
             if folder is not None
-            else [self.storage.members_root, self.storage.outbox_root]
+            else [self._storage.members_root, self._storage.outbox_root]
         )
         known: dict[str, list[Known]] = {}
         for root in roots:
-            for k in self.catalog.known(root):
+            for k in self._catalog.known(root):
                 known.setdefault(k.disk_path, []).append(k)
         seen: set[str] = set()
         batch: list[Found] = []
-        young_ns = int((self.clock.now().timestamp() - SETTLE_SECONDS) * 1e9)
+        young_ns = int((self._clock.now().timestamp() - SETTLE_SECONDS) * 1e9)
         for root in roots:
             for path, raw in self._walk(root):
-                where = self.locate(path)
+                where = self._checker.locate(path)
                 if where is None:
                     continue
                 try:
@@ -97,15 +115,17 @@ class Reconciler(FileChecks):
                 report.files += 1
                 seen.add(path)
                 st = file_stat(raw)
-                found = self._examine(path, where, st, known.get(path, []), report, young_ns)
+                found = self._checker.examine(
+                    path, where, st, known.get(path, []), report, young_ns
+                )
                 if found is None:
                     continue
                 batch.append(found)
                 if len(batch) >= BATCH:
-                    self._catalogue(batch, report)
+                    self._checker.catalogue(batch, report)
                     batch = []
         if batch:
-            self._catalogue(batch, report)
+            self._checker.catalogue(batch, report)
         if not self._settles_later():  # no worker to come back to them
             self._settle_now(report)
         for path, entries in known.items():
@@ -117,7 +137,7 @@ class Reconciler(FileChecks):
                     and k.destroy_intent is None
                     and not os.path.lexists(path)
                 ):
-                    self._vanished(k.id, path, report)
+                    self._checker.vanished(k.id, path, report)
         report.seconds = time.monotonic() - started
         self._log(report, folder, why)
         self.reports.append(report)
@@ -126,15 +146,16 @@ class Reconciler(FileChecks):
     def _settle_now(self, report: ScanReport, rounds: int = 5) -> None:
         """Wait (a few seconds at most) for files written a moment ago to settle."""
         for _ in range(rounds):
-            if not self._settling:
+            due = self._checker.next_due()
+            if due is None:
                 return
-            time.sleep(max(0.0, min(d for _, d in self._settling.values()) - time.monotonic()))
-            for path, current in self._take_settled():
-                where = self.locate(path)
+            time.sleep(max(0.0, due - time.monotonic()))
+            for path, current in self._checker.take_settled():
+                where = self._checker.locate(path)
                 if where is not None:
-                    self._check_stat(path, where, current, report)
-        report.skipped += [display(p) + " (still being written)" for p in self._settling]
-        self._settling.clear()
+                    self._checker.check_stat(path, where, current, report)
+        waiting = self._checker.drop_waiting()
+        report.skipped += [display(p) + " (still being written)" for p in waiting]
 
     def _log(self, report: ScanReport, folder: str | None, why: str) -> None:
         if report.skipped:
@@ -148,7 +169,7 @@ class Reconciler(FileChecks):
             logging.WARNING if changed else logging.INFO,
             "reconciled %s (%s): %d file(s), %d hashed, %d catalogued, %d vanished, "
             "%d altered in %.2f s",
-            display(folder or self.storage.data_dir),
+            display(folder or self._storage.data_dir),
             why,
             report.files,
             report.hashed,
