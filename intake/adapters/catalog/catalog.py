@@ -34,7 +34,8 @@ Rules:
   ``record_destroyed`` after. An entry with an intent and no outcome belongs to the sweeper:
   it is never ``vanished`` (``pending_destroy_intents`` lists them for crash recovery).
 - Concurrency: server threads, the watchdog thread, a hashing worker and CLI processes use
-  the catalog at once. A connection per thread, WAL, ``synchronous=FULL``, and short
+  the catalog at once. Connections from a small pool the catalog owns (a thread holds
+  one for the length of a call), WAL, ``synchronous=FULL``, and short
   ``BEGIN IMMEDIATE`` transactions that re-check what they depend on before writing (so two
   writers can never catalogue one file twice); ``intake.adapters.sqlite`` is the seam.
 - Schema changes are numbered migrations (``MIGRATIONS``), applied in order, recorded in
