@@ -3,11 +3,9 @@ by ``intake audit verify-document`` and by a few lines of plain ``cryptography``
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -20,6 +18,7 @@ from intake.core.clock import FixedClock, parse_iso
 from intake.core.config import load
 from intake.services.documents import signed as documents
 from tests.conftest import TestInstance
+from tests.signed_documents import plain_verify
 from tests.sweeping import FAR, destroyed_but_not_catalogued, drop, unlinked_under_intent
 
 
@@ -28,15 +27,6 @@ def public_key(instance: TestInstance, folder: Path) -> Path:
     path = folder / "audit.pub"
     instance.cli("keys", "export-audit-public", str(path), check=True)
     return path
-
-
-def plain_verify(document: dict[str, Any], pem: bytes) -> None:
-    """The README's recipe: nothing of intake, only ``json`` and ``cryptography``."""
-    key = serialization.load_pem_public_key(pem)
-    assert isinstance(key, ed25519.Ed25519PublicKey)
-    body = {k: v for k, v in document.items() if k != "signature"}
-    message = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    key.verify(base64.b64decode(document["signature"]["value"]), message.encode())
 
 
 @pytest.fixture
