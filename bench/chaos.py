@@ -14,7 +14,7 @@ the invariants are checked:
 - no forwarded-and-destroyed outbox file is missing at the vendor (when a vendor runs).
 
 Forwarding needs a vendor: run as root with OpenSSH ``sshd`` installed and a vendor like
-the tests' (``tests/test_forward.py``) is started under ``/run``; otherwise outbox files
+the tests' (``tests/vendor_sshd.py``) is started under ``/run``; otherwise outbox files
 wait and the rest still runs.
 
     python bench/chaos.py [ROUNDS] [--seed N]
@@ -29,7 +29,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,12 +42,16 @@ from typing import Any
 
 import paramiko
 
-from intake.adapters.audit.writer import read_records
-from intake.core.clock import SystemClock
-from intake.core.config import load
-from intake.core.model import Role
-from intake.services.instance import init_instance, open_instance
-from intake.services.sweeper.lock import RunLock, SweepBusy
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from intake.adapters.audit.writer import read_records  # noqa: E402
+from intake.core.clock import SystemClock  # noqa: E402
+from intake.core.config import load  # noqa: E402
+from intake.core.model import Role  # noqa: E402
+from intake.services.instance import init_instance, open_instance  # noqa: E402
+from intake.services.sweeper.lock import RunLock, SweepBusy  # noqa: E402
+from tests.vendor_sshd import Vendor, running_vendor, usable  # noqa: E402 - the tests' vendor
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway loopback instance
 INTAKE = [sys.executable, "-m", "intake"]
@@ -95,52 +98,24 @@ class Serve:
 
 
 @contextlib.contextmanager
-def vendor_server(base: Path) -> Iterator[dict[str, Any] | None]:
+def vendor_server(base: Path) -> Iterator[Vendor | None]:
     """The tests' vendor (a real sshd) when this runs as root with sshd; else None."""
-    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/sshd"):
+    if not usable():
         yield None
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.test_forward import Vendor, keygen  # the same vendor the tests drive
-
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    vbase = Path(tempfile.mkdtemp(prefix="intake-chaos-vendor-", dir="/run"))
-    try:
-        vbase.chmod(0o755)
-        vendor = Vendor(vbase)
-        vendor.upload.mkdir(parents=True)
-        vendor.root.chmod(0o755)
-        keygen(vbase / "hostkey")
-        keygen(vendor.client_key)
-        shutil.copy(vbase / "client.pub", vbase / "authorized_keys")
-        (vbase / "sshd_config").write_text(
-            f"HostKey {vbase}/hostkey\nPidFile {vbase}/sshd.pid\n"
-            f"AuthorizedKeysFile {vbase}/authorized_keys\nListenAddress 127.0.0.1\n"
-            "StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "Subsystem sftp internal-sftp\n"
-            f"ChrootDirectory {vendor.root}\nForceCommand internal-sftp\n"
-        )
-        vendor.start()
+    with running_vendor(prefix="intake-chaos-vendor-") as vendor:
         (base / "vendor_known_hosts").write_text(vendor.known_hosts_line())
-        yield {"vendor": vendor, "port": vendor.port, "key": vendor.client_key}
-        vendor.stop()
-    finally:
-        shutil.rmtree(vbase, ignore_errors=True)
+        yield vendor
 
 
-def make_instance(root: Path, vendor: dict[str, Any] | None) -> Path:
+def make_instance(root: Path, vendor: Vendor | None) -> Path:
     conf = root / "intake.toml"
     text = (
         '[sftp]\nlisten = "127.0.0.1:0"\nlogin_timeout = 30\n[ftps]\nlisten = ""\n'
         '[limits]\nmax_login_failures = 1000\n[sweeper]\ninterval = "1 second"\n'
     )
     if vendor is not None:
-        text += (
-            f'[vendor]\nhost = "127.0.0.1"\nport = {vendor["port"]}\nuser = "root"\n'
-            f'key = "{vendor["key"]}"\nknown_hosts = "vendor_known_hosts"\n'
-            'remote_dir = "/upload"\n'
-        )
+        text += vendor.config_section()
     conf.write_text(text)
     init_instance(root, SystemClock())
     inst = open_instance(load(conf), SystemClock())
@@ -251,7 +226,7 @@ class Workload:
             proc.wait(30)
 
 
-def check(root: Path, conf: Path, vendor: dict[str, Any] | None) -> tuple[list[str], Counter[str]]:
+def check(root: Path, conf: Path, vendor: Vendor | None) -> tuple[list[str], Counter[str]]:
     """The invariants; returns what broke (nothing when all hold), and entries by state."""
     problems: list[str] = []
     cli = [*INTAKE, "--config", str(conf)]
@@ -314,7 +289,7 @@ def check(root: Path, conf: Path, vendor: dict[str, Any] | None) -> tuple[list[s
     if leftovers:
         problems.append(f"{len(leftovers)} file(s) left in staging after the restart")
     if vendor is not None:
-        held = {p.name for p in vendor["vendor"].upload.rglob("*") if p.is_file()}
+        held = {p.name for p in vendor.upload.rglob("*") if p.is_file()}
         for entry in listed:
             if entry["path"].startswith("/outbox/") and entry["forwarded_at"]:
                 remote = Path(entry.get("remote_path") or entry["path"]).name

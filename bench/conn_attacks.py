@@ -9,7 +9,8 @@ line: peak threads, peak descriptors, peak RSS, CPU seconds, operational log lin
 bytes, tracebacks, audit records, and what a real member saw meanwhile.
 
 Source addresses are other loopback addresses (127.0.X.Y: all of 127/8 is loopback on
-Linux), so per-address and per-network rules see distinct clients.
+Linux), so per-address and per-network rules see distinct clients. The floods are the
+tests' own (tests/attacks.py, used by tests/test_preauth_flood.py).
 
 - slots:   200 connections that never log in (20 from each of 10 addresses in 10 /24s),
            held open; a member then logs in from 127.0.0.1 and uploads.
@@ -30,7 +31,6 @@ import logging
 import os
 import re
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -43,6 +43,10 @@ from typing import Any
 import paramiko
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.attacks import bad_kexinit, connect_from, hold_unauthenticated  # noqa: E402
+
 PASSWORD = "correct horse battery staple"  # noqa: S105 (a test account)
 
 
@@ -146,12 +150,6 @@ class Server:
         }
 
 
-def connect_from(source: str, port: int, timeout: float = 5) -> socket.socket:
-    return socket.create_connection(
-        ("127.0.0.1", port), timeout=timeout, source_address=(source, 0)
-    )
-
-
 def member_upload(port: int, timeout: float = 60) -> dict[str, Any]:
     """A member logs in from 127.0.0.1 and uploads, retrying until ``timeout``."""
     start = time.monotonic()
@@ -183,15 +181,7 @@ def member_upload(port: int, timeout: float = 60) -> dict[str, Any]:
 
 def attack_slots(server: Server) -> dict[str, Any]:
     port = server.ports["sftp"]
-    held = []
-    for net in range(1, 11):
-        for _ in range(20):
-            try:
-                sock = connect_from(f"127.0.{net}.1", port)
-                sock.sendall(b"SSH-2.0-flood\r\n")
-                held.append(sock)
-            except OSError:
-                pass
+    held = hold_unauthenticated(("127.0.0.1", port), networks=10, per_network=20, timeout=5)
     time.sleep(1.0)
     alive = 0
     for sock in held:
@@ -210,12 +200,12 @@ def attack_slots(server: Server) -> dict[str, Any]:
 
 
 def attack_banner(server: Server, seconds: float = 20) -> dict[str, Any]:
-    port = server.ports["sftp"]
+    sftp = ("127.0.0.1", server.ports["sftp"])
     deadline = time.monotonic() + seconds
     opened = refused = 0
     while time.monotonic() < deadline:
         try:
-            sock = connect_from("127.0.20.1", port)
+            sock = connect_from("127.0.20.1", sftp, timeout=5)
             sock.sendall(b"SSH-2.0-banner-only\r\n")
             opened += 1
             sock.settimeout(1)
@@ -230,36 +220,12 @@ def attack_banner(server: Server, seconds: float = 20) -> dict[str, Any]:
     return {"banner_conns": opened, "closed_at_once": refused}
 
 
-def _namelist(*names: str) -> bytes:
-    text = ",".join(names).encode()
-    return struct.pack(">I", len(text)) + text
-
-
-def bad_kexinit() -> bytes:
-    payload = (
-        b"\x14"
-        + os.urandom(16)
-        + _namelist("no-such-kex")
-        + _namelist("ssh-ed25519")
-        + _namelist("aes128-ctr") * 2
-        + _namelist("hmac-sha2-256") * 2
-        + _namelist("none") * 2
-        + _namelist() * 2
-        + b"\x00"
-        + struct.pack(">I", 0)
-    )
-    pad = 8 - (5 + len(payload)) % 8
-    pad += 8 if pad < 4 else 0
-    body = bytes([pad]) + payload + b"\x00" * pad
-    return struct.pack(">I", len(body)) + body
-
-
 def attack_kex(server: Server, count: int = 300) -> dict[str, Any]:
-    port = server.ports["sftp"]
+    sftp = ("127.0.0.1", server.ports["sftp"])
     done = 0
     for i in range(count):
         try:
-            sock = connect_from(f"127.0.{40 + i % 10}.{1 + i // 10 % 200}", port)
+            sock = connect_from(f"127.0.{40 + i % 10}.{1 + i // 10 % 200}", sftp, timeout=5)
             sock.sendall(b"SSH-2.0-badkex\r\n" + bad_kexinit())
             sock.settimeout(5)
             while sock.recv(65536):
@@ -274,9 +240,10 @@ def attack_kex(server: Server, count: int = 300) -> dict[str, Any]:
 
 def attack_refused(server: Server, count: int = 5000) -> dict[str, Any]:
     port = server.ports["sftp"]
+    sftp = ("127.0.0.1", port)
     for _ in range(12):
         try:
-            transport = paramiko.Transport(connect_from("127.0.30.1", port))
+            transport = paramiko.Transport(connect_from("127.0.30.1", sftp, timeout=5))
             transport.connect(username="mairie-a", password="wrong")  # noqa: S106
         except (paramiko.SSHException, OSError, EOFError):
             pass
@@ -285,7 +252,7 @@ def attack_refused(server: Server, count: int = 5000) -> dict[str, Any]:
     done = 0
     for _ in range(count):
         try:
-            sock = connect_from("127.0.30.1", port)
+            sock = connect_from("127.0.30.1", sftp, timeout=5)
             sock.settimeout(5)
             sock.recv(100)
             done += 1
@@ -300,10 +267,11 @@ def attack_refused(server: Server, count: int = 5000) -> dict[str, Any]:
 
 def attack_spread(server: Server) -> dict[str, Any]:
     port = server.ports["sftp"]
+    sftp = ("127.0.0.1", port)
 
     def guess(source: str) -> None:
         try:
-            transport = paramiko.Transport(connect_from(source, port, timeout=30))
+            transport = paramiko.Transport(connect_from(source, sftp, timeout=30))
             transport.banner_timeout = 30
             transport.connect(username="mairie-a", password="guess")  # noqa: S106
         except (paramiko.SSHException, OSError, EOFError):

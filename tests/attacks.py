@@ -1,14 +1,20 @@
-"""What a hostile, logged-in client can send: raw SFTP messages and oversized SSH packets.
+"""What a hostile client can send: raw SFTP messages and oversized SSH packets once logged
+in, and floods of connections that never log in.
 
-Shared by the tests (tests/test_bounds.py) and the figures script (bench/attacks.py).
+Shared by the tests (tests/test_bounds.py, tests/test_preauth_flood.py) and the figures
+scripts (bench/attacks.py, bench/conn_attacks.py).
 ``RawSftp`` drives paramiko's own SFTP packet layer by hand, so a test can pipeline
 thousands of requests or ask for lengths no well-behaved client would; ``ProcStats`` reads
-a server process's RSS, CPU time and descriptors from ``/proc``.
+a server process's RSS, CPU time and descriptors from ``/proc``. The pre-login helpers
+connect from other loopback addresses (all of 127/8 is loopback on Linux): 127.0.N.x is
+network N for the per-address and /24 rules.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import struct
 from dataclasses import dataclass
 
 import paramiko
@@ -155,3 +161,50 @@ class ProcStats:
             fds=len(os.listdir(f"/proc/{self.pid}/fd")),
             threads=int(fields["Threads"]),
         )
+
+
+def connect_from(source: str, address: tuple[str, int], timeout: float = 10) -> socket.socket:
+    """A TCP connection to ``address`` from the loopback address ``source``."""
+    return socket.create_connection(address, timeout=timeout, source_address=(source, 0))
+
+
+def hold_unauthenticated(
+    address: tuple[str, int], networks: int = 10, per_network: int = 20, timeout: float = 10
+) -> list[socket.socket]:
+    """The slots flood: ``per_network`` connections from 127.0.N.1 for N in 1..``networks``,
+    each sending an SSH banner and nothing more, held open. Those refused are left out."""
+    held = []
+    for net in range(1, networks + 1):
+        for _ in range(per_network):
+            try:
+                sock = connect_from(f"127.0.{net}.1", address, timeout)
+                sock.sendall(b"SSH-2.0-flood\r\n")
+                held.append(sock)
+            except OSError:
+                pass
+    return held
+
+
+def _namelist(*names: str) -> bytes:
+    text = ",".join(names).encode()
+    return struct.pack(">I", len(text)) + text
+
+
+def bad_kexinit() -> bytes:
+    """An SSH KEXINIT packet offering no key exchange the server knows."""
+    payload = (
+        b"\x14"
+        + os.urandom(16)
+        + _namelist("no-such-kex@example.org")
+        + _namelist("ssh-ed25519")
+        + _namelist("aes128-ctr") * 2
+        + _namelist("hmac-sha2-256") * 2
+        + _namelist("none") * 2
+        + _namelist() * 2
+        + b"\x00"
+        + struct.pack(">I", 0)
+    )
+    pad = 8 - (5 + len(payload)) % 8
+    pad += 8 if pad < 4 else 0
+    body = bytes([pad]) + payload + b"\x00" * pad
+    return struct.pack(">I", len(body)) + body

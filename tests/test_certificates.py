@@ -3,11 +3,9 @@ by ``intake audit verify-document`` and by a few lines of plain ``cryptography``
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -15,22 +13,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from intake.adapters.audit import signing
-from intake.adapters.audit.writer import AuditLog
 from intake.adapters.catalog.catalog import Catalog
 from intake.core.clock import FixedClock, parse_iso
 from intake.core.config import load
 from intake.services.documents import signed as documents
 from tests.conftest import TestInstance
-
-FAR = "2040-01-01T00:00:00Z"
-
-
-def drop(instance: TestInstance, member: str, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        path = instance.area(member) / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    instance.cli("catalog", "scan", check=True)
+from tests.signed_documents import plain_verify
+from tests.sweeping import FAR, destroyed_but_not_catalogued, drop, unlinked_under_intent
 
 
 def public_key(instance: TestInstance, folder: Path) -> Path:
@@ -38,15 +27,6 @@ def public_key(instance: TestInstance, folder: Path) -> Path:
     path = folder / "audit.pub"
     instance.cli("keys", "export-audit-public", str(path), check=True)
     return path
-
-
-def plain_verify(document: dict[str, Any], pem: bytes) -> None:
-    """The README's recipe: nothing of intake, only ``json`` and ``cryptography``."""
-    key = serialization.load_pem_public_key(pem)
-    assert isinstance(key, ed25519.Ed25519PublicKey)
-    body = {k: v for k, v in document.items() if k != "signature"}
-    message = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    key.verify(base64.b64decode(document["signature"]["value"]), message.encode())
 
 
 @pytest.fixture
@@ -176,26 +156,7 @@ class TestCrashSafety:
         certificate that agrees with that record, and a later sweep adds none."""
         instance.add_account("mairie-a")
         drop(instance, "mairie-a", {"db.sql": b"x"})
-        clock = FixedClock(parse_iso("2039-06-01T00:00:00Z"))
-        db = Catalog(instance.root / "state" / "catalog.db", clock)
-        audit = AuditLog(instance.root / "log", clock)
-        try:
-            (e,) = db.live_entries()
-            db.record_destroy_intent(e.id, "member-backups")
-            Path(e.disk_path).unlink()
-            audit.record(
-                "destroyed",
-                protocol="sweeper",
-                entry=e.id,
-                account=e.account,
-                path=e.path,
-                policy="member-backups",
-                integrity="verified",
-                destroyed_at="2039-06-01T00:00:00.000000Z",
-            )
-        finally:
-            db.close()
-            audit.close()
+        e = destroyed_but_not_catalogued(instance)
         assert 0 == instance.cli("sweep").returncode
         assert 0 == instance.cli("sweep", "--now", FAR).returncode
         [doc] = json.loads(instance.cli("audit", "certificates", "--json", check=True).stdout)
@@ -210,9 +171,7 @@ class TestCrashSafety:
         cfg = load(instance.config_file)
         db = Catalog(instance.root / "state" / "catalog.db", FixedClock(parse_iso(FAR)))
         try:
-            (e,) = db.live_entries()
-            db.record_destroy_intent(e.id, "member-backups")
-            Path(e.disk_path).unlink()
+            e = unlinked_under_intent(db)
             body = documents.certificate_body(
                 cfg, e, "2039-07-01T00:00:00.000000Z", "member-backups", "verified"
             )

@@ -1,8 +1,9 @@
 """Forwarding to the vendor: a REAL OpenSSH ``sshd`` on loopback plays the vendor.
 
-The fixture starts ``/usr/sbin/sshd -D`` with its own config in a root-owned folder under
-``/run`` (OpenSSH refuses a chroot below the world-writable ``/tmp``): a generated host
-key, ``ChrootDirectory`` + ``ForceCommand internal-sftp``, root logging in with a key.
+The fixture starts ``/usr/sbin/sshd -D`` (tests/vendor_sshd.py) with its own config in a
+root-owned folder under ``/run`` (OpenSSH refuses a chroot below the world-writable
+``/tmp``): a generated host key, ``ChrootDirectory`` + ``ForceCommand internal-sftp``, root
+logging in with a key.
 What is checked is what the vendor and an auditor see: the files in the vendor's folder
 (byte for byte), ``intake catalog show``, and the audit log.
 """
@@ -12,14 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,118 +24,16 @@ import pytest
 from intake.services.sweeper.sweep import RunLock
 from tests.clients import SftpClient
 from tests.conftest import INTAKE, PASSWORD, ServeProcess, TestInstance
+from tests.vendor_sshd import Vendor, keygen, running_vendor, usable
 
-SSHD = "/usr/sbin/sshd"
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists(SSHD), reason="needs root and OpenSSH sshd"
-)
+pytestmark = pytest.mark.skipif(not usable(), reason="needs root and OpenSSH sshd")
 LATER = "2031-01-01T00:00:00Z"  # every file is due; every retry's backoff is over
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return path
-
-
-@dataclass
-class Vendor:
-    """The vendor's SFTP server: ``upload`` is its ``/upload`` folder."""
-
-    base: Path
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def root(self) -> Path:
-        return self.base / "root"
-
-    @property
-    def upload(self) -> Path:
-        return self.root / "upload"
-
-    @property
-    def client_key(self) -> Path:
-        return self.base / "client"
-
-    def known_hosts_line(self) -> str:
-        kind, blob = (self.base / "hostkey.pub").read_text().split()[:2]
-        return f"[127.0.0.1]:{self.port} {kind} {blob}\n"
-
-    def start(self) -> None:
-        for _attempt in range(5):
-            self.port = self.port or free_port()
-            self.proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(self.base / "sshd_config"), "-p", str(self.port)],
-                stdout=subprocess.DEVNULL,
-                stderr=open(self.base / "sshd.log", "ab"),  # noqa: SIM115 - the child keeps it
-            )
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                    return
-                except OSError:
-                    time.sleep(0.05)
-            self.stop()
-            self.port = 0  # taken meanwhile: try another
-        raise AssertionError(f"sshd did not start: {(self.base / 'sshd.log').read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def files(self) -> dict[str, bytes]:
-        """Every file in the vendor's folder, by path relative to it."""
-        return {
-            str(p.relative_to(self.upload)): p.read_bytes()
-            for p in sorted(self.upload.rglob("*"))
-            if p.is_file()
-        }
-
-    def clear(self) -> None:
-        shutil.rmtree(self.upload)
-        self.upload.mkdir()
 
 
 @pytest.fixture(scope="module")
 def vendor() -> Iterator[Vendor]:
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-    base = Path(tempfile.mkdtemp(prefix="intake-vendor-", dir="/run"))
-    try:
-        base.chmod(0o755)
-        v = Vendor(base)
-        v.upload.mkdir(parents=True)
-        v.root.chmod(0o755)
-        keygen(base / "hostkey")
-        keygen(v.client_key)
-        shutil.copy(base / "client.pub", base / "authorized_keys")
-        (base / "sshd_config").write_text(
-            f"HostKey {base}/hostkey\n"
-            f"PidFile {base}/sshd.pid\n"
-            f"AuthorizedKeysFile {base}/authorized_keys\n"
-            "ListenAddress 127.0.0.1\n"
-            "StrictModes no\nUsePAM no\n"
-            "PermitRootLogin prohibit-password\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "AllowTcpForwarding no\nX11Forwarding no\n"
-            "Subsystem sftp internal-sftp\n"
-            f"ChrootDirectory {v.root}\n"
-            "ForceCommand internal-sftp\n"
-            "LogLevel VERBOSE\n"
-        )
-        v.start()
+    with running_vendor() as v:
         yield v
-        v.stop()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -149,15 +44,7 @@ def forwarding(instance: TestInstance, vendor: Vendor) -> Iterator[TestInstance]
     vendor.clear()
     (instance.root / "vendor_known_hosts").write_text(vendor.known_hosts_line())
     with instance.config_file.open("a") as conf:
-        conf.write(
-            "[vendor]\n"
-            'host = "127.0.0.1"\n'
-            f"port = {vendor.port}\n"
-            'user = "root"\n'
-            f'key = "{vendor.client_key}"\n'
-            'known_hosts = "vendor_known_hosts"\n'
-            'remote_dir = "/upload"\n'
-        )
+        conf.write(vendor.config_section())
     instance.add_account("tech", role="technician")
     instance.add_account("mairie-a", role="member")
     yield instance

@@ -10,21 +10,26 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TestInstance
-from tests.test_forward import SSHD, Vendor, deposit, entry, keygen, sweep
+from tests.test_forward import deposit, entry, sweep
+from tests.vendor_sshd import Vendor, keygen, new_vendor, usable
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists(SSHD) or not shutil.which("useradd"),
+    not usable() or not shutil.which("useradd"),
     reason="needs root, OpenSSH sshd and useradd",
 )
 LATER = "2031-01-01T00:00:00Z"
+StartVendor = Callable[[str], Vendor]  # the fixture below: auth lines -> a started sshd
+PASSWORD_ONLY = (
+    "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
+    "KbdInteractiveAuthentication no\n"
+)
 
 
 @dataclass
@@ -49,42 +54,23 @@ def vendor_user() -> Iterator[VendorUser]:
         subprocess.run(["userdel", user.name], check=False, capture_output=True)
 
 
-def start_vendor(user: VendorUser, auth: str) -> Vendor:
-    """An sshd whose authentication lines are ``auth``; ``/upload`` belongs to ``user``."""
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="intake-vendorpw-", dir="/run"))
-    base.chmod(0o755)
-    vendor = Vendor(base)
-    vendor.upload.mkdir(parents=True)
-    vendor.root.chmod(0o755)
-    shutil.chown(vendor.upload, user.name)
-    keygen(base / "hostkey")
-    keygen(vendor.client_key)
-    shutil.copy(base / "client.pub", base / "authorized_keys")
-    (base / "sshd_config").write_text(
-        f"HostKey {base}/hostkey\n"
-        f"PidFile {base}/sshd.pid\n"
-        f"AuthorizedKeysFile {base}/authorized_keys\n"
-        "ListenAddress 127.0.0.1\n"
-        "StrictModes no\n"
-        f"AllowUsers {user.name}\n"
-        "AllowTcpForwarding no\nX11Forwarding no\n"
-        "Subsystem sftp internal-sftp\n"
-        f"ChrootDirectory {vendor.root}\n"
-        "ForceCommand internal-sftp\n"
-        "LogLevel VERBOSE\n" + auth
-    )
-    vendor.start()
-    return vendor
-
-
 @pytest.fixture
-def vendor_factory(vendor_user: VendorUser) -> Iterator[list[Vendor]]:
+def start_vendor(vendor_user: VendorUser) -> Iterator[StartVendor]:
+    """Starts an sshd whose authentication lines are ``auth``; ``/upload`` belongs to the
+    vendor user. Every one started is stopped and removed after the test."""
     started: list[Vendor] = []
-    yield started
+
+    def start(auth: str) -> Vendor:
+        vendor = new_vendor(
+            f"AllowUsers {vendor_user.name}\n" + auth, "intake-vendorpw-", vendor_user.name
+        )
+        started.append(vendor)
+        vendor.start()
+        return vendor
+
+    yield start
     for vendor in started:
-        vendor.stop()
-        shutil.rmtree(vendor.base, ignore_errors=True)
+        vendor.remove()
 
 
 def configure(instance: TestInstance, vendor: Vendor, user: VendorUser, key: bool = False) -> Path:
@@ -94,16 +80,7 @@ def configure(instance: TestInstance, vendor: Vendor, user: VendorUser, key: boo
     secret.chmod(0o600)
     (instance.root / "vendor_known_hosts").write_text(vendor.known_hosts_line())
     with instance.config_file.open("a") as conf:
-        conf.write(
-            "[vendor]\n"
-            'host = "127.0.0.1"\n'
-            f"port = {vendor.port}\n"
-            f'user = "{user.name}"\n'
-            + (f'key = "{vendor.client_key}"\n' if key else "")
-            + 'password_file = "vendor-password"\n'
-            'known_hosts = "vendor_known_hosts"\n'
-            'remote_dir = "/upload"\n'
-        )
+        conf.write(vendor.config_section(user.name, key, password_file="vendor-password"))
     instance.add_account("tech", role="technician")
     return secret
 
@@ -125,57 +102,43 @@ def forwards_one(instance: TestInstance, vendor: Vendor, user: VendorUser, how: 
 
 class TestVendorPassword:
     def test_password_authentication(
-        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+        self, instance: TestInstance, vendor_user: VendorUser, start_vendor: StartVendor
     ) -> None:
         """A vendor that issued a login and password (no key): the outbox file arrives,
         byte for byte; the password is in no output and no audit record."""
-        vendor = start_vendor(
-            vendor_user,
-            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
-            "KbdInteractiveAuthentication no\n",
-        )
-        vendor_factory.append(vendor)
+        vendor = start_vendor(PASSWORD_ONLY)
         configure(instance, vendor, vendor_user)
         forwards_one(instance, vendor, vendor_user, "password")
 
     def test_keyboard_interactive_through_pam(
-        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+        self, instance: TestInstance, vendor_user: VendorUser, start_vendor: StartVendor
     ) -> None:
         """A vendor that asks through keyboard-interactive (PAM's "Password:" prompt) gets
         the same password as the answer."""
         vendor = start_vendor(
-            vendor_user,
             "UsePAM yes\nPubkeyAuthentication no\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication yes\n",
         )
-        vendor_factory.append(vendor)
         configure(instance, vendor, vendor_user)
         forwards_one(instance, vendor, vendor_user, "keyboard-interactive/pam")
 
     def test_key_then_password_when_the_vendor_requires_both(
-        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+        self, instance: TestInstance, vendor_user: VendorUser, start_vendor: StartVendor
     ) -> None:
         """``AuthenticationMethods publickey,password``: the key, then the password."""
         vendor = start_vendor(
-            vendor_user,
             "UsePAM no\nPubkeyAuthentication yes\nPasswordAuthentication yes\n"
             "KbdInteractiveAuthentication no\nAuthenticationMethods publickey,password\n",
         )
-        vendor_factory.append(vendor)
         configure(instance, vendor, vendor_user, key=True)
         forwards_one(instance, vendor, vendor_user, "password")
         assert "Partial publickey" in (vendor.base / "sshd.log").read_text()
 
     def test_a_wrong_password_fails_without_saying_it(
-        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+        self, instance: TestInstance, vendor_user: VendorUser, start_vendor: StartVendor
     ) -> None:
         """A refused password: nothing sent, forward.failed names the user, never a password."""
-        vendor = start_vendor(
-            vendor_user,
-            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
-            "KbdInteractiveAuthentication no\n",
-        )
-        vendor_factory.append(vendor)
+        vendor = start_vendor(PASSWORD_ONLY)
         secret = configure(instance, vendor, vendor_user)
         secret.write_text("not-the-password-123\n")
         deposit(instance, "contrat.zip", b"data")
@@ -188,16 +151,11 @@ class TestVendorPassword:
         assert "not-the-password-123" not in everything
 
     def test_a_password_file_others_can_read_is_not_used(
-        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+        self, instance: TestInstance, vendor_user: VendorUser, start_vendor: StartVendor
     ) -> None:
         """A group-readable password file: ``intake forward`` refuses with one clear line
         (exit 2) and the vendor sees no connection attempt with it."""
-        vendor = start_vendor(
-            vendor_user,
-            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
-            "KbdInteractiveAuthentication no\n",
-        )
-        vendor_factory.append(vendor)
+        vendor = start_vendor(PASSWORD_ONLY)
         secret = configure(instance, vendor, vendor_user)
         secret.chmod(0o640)
         entry_id = deposit(instance, "contrat.zip", b"data")
@@ -209,15 +167,10 @@ class TestVendorPassword:
         assert {} == vendor.files()
 
     def test_the_host_key_is_still_pinned(
-        self, instance: TestInstance, vendor_user: VendorUser, vendor_factory: list[Vendor]
+        self, instance: TestInstance, vendor_user: VendorUser, start_vendor: StartVendor
     ) -> None:
         """Another host key than the pinned one: the password is never sent, nothing is."""
-        vendor = start_vendor(
-            vendor_user,
-            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
-            "KbdInteractiveAuthentication no\n",
-        )
-        vendor_factory.append(vendor)
+        vendor = start_vendor(PASSWORD_ONLY)
         configure(instance, vendor, vendor_user)
         other = keygen(instance.root / "other-hostkey")
         kind, blob = other.with_suffix(".pub").read_text().split()[:2]
@@ -236,19 +189,14 @@ class TestVendorPassword:
         self,
         instance: TestInstance,
         vendor_user: VendorUser,
-        vendor_factory: list[Vendor],
+        start_vendor: StartVendor,
         monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path,
     ) -> None:
         """``password_file = "${CREDENTIALS_DIRECTORY}/vendor-password"``: read from the
         folder systemd hands the service (``LoadCredential=``); without that variable, one
         line says what is missing."""
-        vendor = start_vendor(
-            vendor_user,
-            "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
-            "KbdInteractiveAuthentication no\n",
-        )
-        vendor_factory.append(vendor)
+        vendor = start_vendor(PASSWORD_ONLY)
         configure(instance, vendor, vendor_user)
         text = instance.config_file.read_text().replace(
             'password_file = "vendor-password"',

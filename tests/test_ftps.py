@@ -58,6 +58,26 @@ def client(server: RunningServer, member: str) -> FtpsClient:
     ftps.close()
 
 
+def session_offered_to(
+    server: RunningServer, owner: str, other: str
+) -> tuple[ReusingFTP_TLS, ForeignSessionFTP_TLS]:
+    """``owner``'s control connection, its TLS session established by one upload, and a
+    second client logged in as ``other`` whose data connections offer that session."""
+    host, port = ftps_address(server)
+    ctx = tls_client_context(cafile(server))
+    first = ReusingFTP_TLS(context=ctx, timeout=20)
+    first.connect(host, port)
+    first.login(owner, PASSWORD)
+    first.prot_p()
+    first.storbinary("STOR /a.bak", io.BytesIO(b"a"))  # the owner's session is established
+    second = ForeignSessionFTP_TLS(context=ctx, timeout=20)
+    second.foreign_session = first.sock.session
+    second.connect(host, port)
+    second.login(other, PASSWORD)
+    second.prot_p()
+    return first, second
+
+
 def area_file(server: RunningServer, name: str) -> Path:
     return server.instance.area(MEMBER) / name
 
@@ -169,18 +189,7 @@ class TestTls:
         """B's data connection offering A's TLS session is refused: a data connection must
         resume a session of its own client (same account, same address)."""
         server.instance.add_account("other-member")
-        host, port = ftps_address(server)
-        ctx = tls_client_context(cafile(server))
-        first = ReusingFTP_TLS(context=ctx, timeout=20)
-        first.connect(host, port)
-        first.login(member, PASSWORD)
-        first.prot_p()
-        first.storbinary("STOR /a.bak", io.BytesIO(b"a"))  # A's session is established
-        second = ForeignSessionFTP_TLS(context=ctx, timeout=20)
-        second.foreign_session = first.sock.session
-        second.connect(host, port)
-        second.login("other-member", PASSWORD)
-        second.prot_p()
+        first, second = session_offered_to(server, member, "other-member")
         with pytest.raises((ftplib.Error, ssl.SSLError, OSError)):
             second.storbinary("STOR /b.bak", io.BytesIO(b"b" * 100_000))
         first.close()
@@ -196,18 +205,7 @@ class TestTls:
         """rclone shares one TLS session cache between its parallel control connections: a
         data connection offering the session of the same account's other live control
         connection (same address) is accepted; it proves the same secret."""
-        host, port = ftps_address(server)
-        ctx = tls_client_context(cafile(server))
-        first = ReusingFTP_TLS(context=ctx, timeout=20)
-        first.connect(host, port)
-        first.login(member, PASSWORD)
-        first.prot_p()
-        first.storbinary("STOR /a.bak", io.BytesIO(b"a"))
-        second = ForeignSessionFTP_TLS(context=ctx, timeout=20)
-        second.foreign_session = first.sock.session
-        second.connect(host, port)
-        second.login(member, PASSWORD)
-        second.prot_p()
+        first, second = session_offered_to(server, member, member)
         second.storbinary("STOR /b.bak", io.BytesIO(b"b" * 100_000))
         second.quit()
         first.quit()

@@ -29,7 +29,7 @@ import paramiko
 import pytest
 
 from tests.conftest import PASSWORD, RunningServer
-from tests.test_sftp_openssh import ssh_options
+from tests.test_sftp_openssh import sftp_batch
 
 UNKNOWN_TO_SSH_AUDIT = {"mlkem768x25519-sha256", "kex-strict-s-v00@openssh.com"}
 OFFERED_KEX = (
@@ -100,55 +100,16 @@ class TestSshAudit:
     ) -> None:
         """OpenSSH's sftp with one key exchange and one ETM MAC: offered ones log in."""
         server.instance.add_account("mairie-cerilly", key=True)
-        host, port = server.sftp
-        batch = tmp_path / "batch"
-        batch.write_text("ls /\n")
-        proc = subprocess.run(
-            [
-                "sftp",
-                "-b",
-                str(batch),
-                "-P",
-                str(port),
-                "-o",
-                f"KexAlgorithms={kex}",
-                "-o",
-                "Ciphers=aes128-ctr",
-                "-o",
-                "MACs=hmac-sha2-256-etm@openssh.com",
-                *ssh_options(server, "mairie-cerilly"),
-                f"mairie-cerilly@{host}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        options = ["-o", f"KexAlgorithms={kex}", "-o", "Ciphers=aes128-ctr"]
+        options += ["-o", "MACs=hmac-sha2-256-etm@openssh.com"]
+        proc = sftp_batch(server, "mairie-cerilly", "ls /\n", tmp_path, options=options)
         assert works == (proc.returncode == 0), proc.stderr
 
     def test_encrypt_and_mac_hmacs_are_refused(self, server: RunningServer, tmp_path: Path) -> None:
         """A client offering only hmac-sha2-256 (encrypt-and-MAC) finds no common MAC."""
         server.instance.add_account("mairie-cerilly", key=True)
-        host, port = server.sftp
-        batch = tmp_path / "batch"
-        batch.write_text("ls /\n")
-        proc = subprocess.run(
-            [
-                "sftp",
-                "-b",
-                str(batch),
-                "-P",
-                str(port),
-                "-o",
-                "Ciphers=aes128-ctr",
-                "-o",
-                "MACs=hmac-sha2-256,hmac-sha2-512",
-                *ssh_options(server, "mairie-cerilly"),
-                f"mairie-cerilly@{host}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        options = ["-o", "Ciphers=aes128-ctr", "-o", "MACs=hmac-sha2-256,hmac-sha2-512"]
+        proc = sftp_batch(server, "mairie-cerilly", "ls /\n", tmp_path, options=options)
         assert 0 != proc.returncode
         assert "no matching MAC" in proc.stderr
 

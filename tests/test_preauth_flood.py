@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import struct
 import threading
 
+from tests.attacks import bad_kexinit, connect_from, hold_unauthenticated
 from tests.clients import FtpsClient, SftpClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, running, wait_for
 
@@ -25,10 +25,6 @@ def configure(instance: TestInstance, sftp: str = "", limits: str = "") -> None:
     )
 
 
-def connect_from(source: str, address: tuple[str, int], timeout: float = 10) -> socket.socket:
-    return socket.create_connection(address, timeout=timeout, source_address=(source, 0))
-
-
 def closed_at_once(sock: socket.socket, timeout: float = 10) -> bool:
     """True when the server closes ``sock`` without sending anything first."""
     sock.settimeout(timeout)
@@ -36,31 +32,6 @@ def closed_at_once(sock: socket.socket, timeout: float = 10) -> bool:
         return sock.recv(100) == b""
     except OSError:
         return True
-
-
-def _namelist(*names: str) -> bytes:
-    text = ",".join(names).encode()
-    return struct.pack(">I", len(text)) + text
-
-
-def bad_kexinit() -> bytes:
-    """An SSH KEXINIT packet offering no key exchange the server knows."""
-    payload = (
-        b"\x14"
-        + os.urandom(16)
-        + _namelist("no-such-kex@example.org")
-        + _namelist("ssh-ed25519")
-        + _namelist("aes128-ctr") * 2
-        + _namelist("hmac-sha2-256") * 2
-        + _namelist("none") * 2
-        + _namelist() * 2
-        + b"\x00"
-        + struct.pack(">I", 0)
-    )
-    pad = 8 - (5 + len(payload)) % 8
-    pad += 8 if pad < 4 else 0
-    body = bytes([pad]) + payload + b"\x00" * pad
-    return struct.pack(">I", len(body)) + body
 
 
 def drain(sock: socket.socket) -> None:
@@ -94,15 +65,7 @@ class TestConnectionSlots:
         instance.add_account("mairie-a")
         with running(instance) as server:
             guard = server.daemon.instance.guard
-            held = []
-            for net in range(1, 11):
-                for _ in range(20):
-                    try:
-                        sock = connect_from(f"127.0.{net}.1", server.sftp)
-                        sock.sendall(b"SSH-2.0-flood\r\n")
-                        held.append(sock)
-                    except OSError:
-                        pass
+            held = hold_unauthenticated(server.sftp, networks=10, per_network=20)
             assert guard.startups() <= 20
             threads = threading.active_count()
             assert threads < 120, f"{threads} threads for a flood of 200 connections"

@@ -3,35 +3,23 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.clients import Client, Missing, Refused
 from tests.conftest import RunningServer, TestInstance, connect
+from tests.signed_documents import plain_verify
 from tests.test_ftps import curl_command
 from tests.test_sftp_openssh import sftp_batch
 
 MEMBER = "mairie-cerilly"
 DATA = b"pg_dump of 2 December" * 100
-
-
-def plain_verify(document: dict[str, Any], pem: bytes) -> None:
-    """The README's recipe, nothing of intake: canonical JSON body, Ed25519, base64."""
-    key = serialization.load_pem_public_key(pem)
-    assert isinstance(key, ed25519.Ed25519PublicKey)
-    body = {k: v for k, v in document.items() if k != "signature"}
-    message = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    key.verify(base64.b64decode(document["signature"]["value"]), message.encode())
 
 
 def public_pem(instance: TestInstance) -> bytes:

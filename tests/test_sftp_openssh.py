@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import paramiko
@@ -35,8 +36,15 @@ def ssh_options(server: RunningServer, user: str, known_hosts: Path | None = Non
 
 
 def sftp_batch(
-    server: RunningServer, user: str, commands: str, tmp_path: Path, known_hosts: Path | None = None
+    server: RunningServer,
+    user: str,
+    commands: str,
+    tmp_path: Path,
+    known_hosts: Path | None = None,
+    options: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """OpenSSH's ``sftp -b`` running ``commands`` as ``user``; ``options`` (``-o`` pairs)
+    come before the usual ones."""
     batch = tmp_path / "batch"
     batch.write_text(commands)
     host, port = server.sftp
@@ -47,6 +55,7 @@ def sftp_batch(
             str(batch),
             "-P",
             str(port),
+            *options,
             *ssh_options(server, user, known_hosts),
             f"{user}@{host}",
         ],

@@ -15,26 +15,14 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 
-from intake.adapters.audit.writer import AuditLog
 from intake.adapters.catalog.catalog import Catalog
-from intake.core.clock import FixedClock, SystemClock, isoformat, parse_iso
+from intake.core.clock import SystemClock, isoformat, parse_iso
 from intake.core.durations import add_months
 from intake.services.sweeper.sweep import RunLock
 from tests.clients import SftpClient
 from tests.conftest import INTAKE, PASSWORD, RunningServer, ServeProcess, TestInstance, wait_for
-
-FAR = "2040-01-01T00:00:00Z"
-
-
-def drop(instance: TestInstance, member: str, files: dict[str, bytes]) -> None:
-    """Files put into a member's area by hand, then catalogued by ``intake catalog scan``."""
-    for rel, data in files.items():
-        path = instance.area(member) / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    instance.cli("catalog", "scan", check=True)
+from tests.sweeping import FAR, destroyed_but_not_catalogued, drop, unlinked_under_intent
 
 
 def catalog(instance: TestInstance) -> dict[str, dict[str, object]]:
@@ -223,9 +211,7 @@ class TestCrash:
         drop(instance, "mairie-a", {"db.sql": b"x"})
         db = Catalog(instance.root / "state" / "catalog.db", SystemClock())
         try:
-            (e,) = db.live_entries()
-            db.record_destroy_intent(e.id, "member-backups")
-            Path(e.disk_path).unlink()  # the killed run got this far
+            unlinked_under_intent(db)  # the killed run got this far
         finally:
             db.close()
         dry = sweep(instance, "--dry-run")
@@ -244,26 +230,7 @@ class TestCrash:
         """Killed between the certificate and the catalog record: no second certificate."""
         instance.add_account("mairie-a")
         drop(instance, "mairie-a", {"db.sql": b"x"})
-        clock = FixedClock(parse_iso("2039-06-01T00:00:00Z"))
-        db = Catalog(instance.root / "state" / "catalog.db", clock)
-        audit = AuditLog(instance.root / "log", clock)
-        try:
-            (e,) = db.live_entries()
-            db.record_destroy_intent(e.id, "member-backups")
-            Path(e.disk_path).unlink()
-            audit.record(
-                "destroyed",
-                protocol="sweeper",
-                entry=e.id,
-                account=e.account,
-                path=e.path,
-                policy="member-backups",
-                integrity="verified",
-                destroyed_at="2039-06-01T00:00:00.000000Z",
-            )
-        finally:
-            db.close()
-            audit.close()
+        destroyed_but_not_catalogued(instance)
         assert 0 == sweep(instance, "--now", FAR).returncode
         assert 1 == len(instance.audit("destroyed"))
         entry = catalog(instance)["mairie-a:/db.sql"]
