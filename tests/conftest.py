@@ -259,8 +259,11 @@ def running(instance: TestInstance) -> Iterator[RunningServer]:
         inst.close()
 
 
-def wait_for(what: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Poll until ``what()`` returns something truthy (bounded); return it, or fail."""
+def wait_for(what: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Poll until ``what()`` returns something truthy (bounded); return it, or fail.
+
+    The deadline is generous: it only bounds a failing test, and a busy machine can take
+    seconds to deliver what a quiet one does in milliseconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = what()
