@@ -30,6 +30,7 @@ from intake.core.config import load
 from intake.core.model import Role
 from intake.frontends.daemon.serve import Daemon
 from intake.services.instance import Instance, init_instance, open_instance
+from tests import forked_cli
 from tests.clients import Client, FtpsClient, SftpClient
 
 INTAKE = [sys.executable, "-m", "intake"]
@@ -59,13 +60,13 @@ class TestInstance:
     def cli(
         self, *args: str, stdin: str | None = None, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [*INTAKE, "--config", str(self.config_file), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        argv = ["--config", str(self.config_file), *args]
+        if forked_cli.ENABLED:  # a process of its own, forked from a pre-imported one
+            proc = forked_cli.forker().run(argv, stdin, timeout=60)
+        else:
+            proc = subprocess.run(
+                [*INTAKE, *argv], input=stdin, capture_output=True, text=True, timeout=60
+            )
         if check and proc.returncode != 0:
             raise AssertionError(f"intake {' '.join(args)} failed: {proc.stderr}")
         return proc
@@ -284,6 +285,10 @@ def connect(server: RunningServer, protocol: str, user: str, password: str = PAS
         cafile = str(server.instance.root / "keys" / "tls.crt")
         return FtpsClient(*server.ftps, user, password, cafile=cafile)
     raise AssertionError(protocol)
+
+
+def pytest_sessionfinish() -> None:
+    forked_cli.stop()
 
 
 SLOW_FIRST = (
