@@ -1,11 +1,14 @@
 # make serve: set up and run the embedded default instance (./var/).
-# make test:  set up and run every test, ruff and mypy.
+# make test:  set up, lint (ruff, mypy, import-linter) and run every test but the soak
+#             (about 3 minutes on 2 cores).
+# make soak:  the long runs: 2 000 sequential sessions (descriptors and threads flat) and
+#             5 rounds of bench/chaos.py (serve and sweep SIGKILLed mid-work; loopback).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test soak lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +27,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -n 4 -q
+
+soak: $(STAMP)
+	$(BIN)/pytest -p no:xdist -q -m soak
+	$(BIN)/python bench/chaos.py 5
 
 bench: $(STAMP)
 	$(BIN)/python bench/sftp_upload.py

@@ -1,17 +1,17 @@
 """Descriptors and threads of a real ``intake serve`` across many short sessions.
 
-Starts a fresh instance in a temporary folder, runs N sequential SFTP sessions (log in,
-upload one small file, list, log out) with paramiko, and prints the server's open
-descriptors (``/proc/PID/fd``) and threads (``/proc/PID/task``) after a warm-up and at
-the end. Loopback only.
+Starts a fresh instance in a temporary folder, runs N sequential SFTP sessions (log in
+with a password, upload one small file, list, log out) with paramiko, and prints the
+server's open descriptors (``/proc/PID/fd``) and threads (``/proc/PID/task``) at the
+start, after a warm-up of 20 and every 50 sessions, with their least-squares slope per
+session. The session loop and the measure are the tests' (``tests/sessions.py``).
+Loopback only.
 
     python bench/sessions_fds.py [N]
 """
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import subprocess
 import sys
@@ -19,46 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import paramiko
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from intake.core.clock import SystemClock
-from intake.core.config import load
-from intake.core.model import Role
-from intake.services.instance import init_instance, open_instance
+from intake.core.clock import SystemClock  # noqa: E402
+from intake.core.config import load  # noqa: E402
+from intake.core.model import Role  # noqa: E402
+from intake.services.instance import init_instance, open_instance  # noqa: E402
+from tests.sessions import Samples, run_sessions, session  # noqa: E402
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway loopback instance
 INTAKE = [sys.executable, "-m", "intake"]
-
-
-def counts(pid: int) -> tuple[int, int]:
-    """(open descriptors, threads) of process ``pid``."""
-    return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
-
-
-def wait_flat(pid: int, timeout: float = 10.0) -> tuple[int, int]:
-    """The counts once the last session's threads are gone (they end just after logout)."""
-    deadline = time.monotonic() + timeout
-    last = counts(pid)
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = counts(pid)
-        if now == last:
-            return now
-        last = now
-    return last
-
-
-def session(host: str, port: int, index: int) -> None:
-    transport = paramiko.Transport((host, port))
-    try:
-        transport.connect(username="mairie-a", password=PASSWORD)
-        sftp = paramiko.SFTPClient.from_transport(transport)
-        assert sftp is not None
-        sftp.putfo(io.BytesIO(b"x" * 100), f"/s{index:05d}.bak", confirm=False)
-        sftp.listdir("/")
-        sftp.close()
-    finally:
-        transport.close()
 
 
 class Server:
@@ -97,31 +68,35 @@ class Server:
         self.log.close()
 
 
-def measure(sessions: int, warmup: int = 20) -> dict[str, tuple[int, int]]:
-    """Counts (descriptors, threads) at start, after ``warmup`` sessions, and at the end."""
+def measure(sessions: int, warmup: int = 20) -> Samples:
+    """The samples of ``sessions`` sessions after ``warmup`` (see ``tests/sessions.py``)."""
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp))
         try:
-            pid = server.proc.pid
-            figures = {"start": wait_flat(pid)}
-            for index in range(sessions):
-                session(*server.address, index)
-                if index + 1 == warmup:
-                    figures["warm"] = wait_flat(pid)
-            figures["end"] = wait_flat(pid)
+            address = server.address
+            return run_sessions(
+                server.proc.pid,
+                lambda index: session(address, index, "mairie-a", password=PASSWORD),
+                sessions,
+                warmup,
+            )
         finally:
             server.stop()
-    return figures
 
 
 def main() -> None:
     sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     started = time.monotonic()
-    figures = measure(sessions)
+    samples = measure(sessions)
     seconds = time.monotonic() - started
-    print(f"{sessions} sequential SFTP sessions (login, upload 100 B, list) in {seconds:.0f} s")
-    for label, (fds, threads) in figures.items():
-        print(f"  {label:<6} descriptors {fds:>5}  threads {threads:>4}")
+    print(f"{sessions} sequential SFTP sessions (login, upload 64 B, list) in {seconds:.0f} s")
+    print(f"  start        descriptors {samples.start[0]:>5}  threads {samples.start[1]:>4}")
+    for done, fds, threads in samples.points:
+        print(f"  {done:>5} after  descriptors {fds:>5}  threads {threads:>4}")
+    print(
+        f"  slope        {samples.descriptor_slope():+.4f} descriptors and "
+        f"{samples.thread_slope():+.4f} threads per session"
+    )
 
 
 if __name__ == "__main__":

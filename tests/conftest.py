@@ -21,13 +21,16 @@ from typing import TypeVar
 
 import pytest
 
+from intake.adapters import accounts as accounts_mod
 from intake.adapters.audit import writer as audit_mod
 from intake.adapters.keys import read_public_keys
+from intake.adapters.passwords import hash_password
 from intake.core.clock import SystemClock
 from intake.core.config import load
 from intake.core.model import Role
 from intake.frontends.daemon.serve import Daemon
 from intake.services.instance import Instance, init_instance, open_instance
+from tests import forked_cli
 from tests.clients import Client, FtpsClient, SftpClient
 
 INTAKE = [sys.executable, "-m", "intake"]
@@ -57,13 +60,13 @@ class TestInstance:
     def cli(
         self, *args: str, stdin: str | None = None, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [*INTAKE, "--config", str(self.config_file), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        argv = ["--config", str(self.config_file), *args]
+        if forked_cli.ENABLED:  # a process of its own, forked from a pre-imported one
+            proc = forked_cli.forker().run(argv, stdin, timeout=60)
+        else:
+            proc = subprocess.run(
+                [*INTAKE, *argv], input=stdin, capture_output=True, text=True, timeout=60
+            )
         if check and proc.returncode != 0:
             raise AssertionError(f"intake {' '.join(args)} failed: {proc.stderr}")
         return proc
@@ -81,7 +84,8 @@ class TestInstance:
             public = read_public_keys(self.keys[name].with_suffix(".pub"))
         inst = self.open()
         try:
-            inst.accounts.add(name, Role(role), password, public)
+            with memoized_hashes():
+                inst.accounts.add(name, Role(role), password, public)
         finally:
             inst.close()
 
@@ -104,11 +108,58 @@ def make_user_key(path: Path) -> Path:
     return path
 
 
+# Per test session (per xdist worker): the scrypt hash of each password ``add_account`` was
+# given. The product's cost parameters are unchanged; only the salt is shared between the
+# throwaway instances of one session.
+_HASHES: dict[str, str] = {}
+
+
+def _memoized_hash(password: str) -> str:
+    if password not in _HASHES:
+        _HASHES[password] = hash_password(password)
+    return _HASHES[password]
+
+
+@contextmanager
+def memoized_hashes() -> Iterator[None]:
+    """While open, the account store hashes each distinct password once per session
+    (``add_account`` only: tests of the store itself and the CLI hash for real)."""
+    original = accounts_mod.hash_password
+    accounts_mod.hash_password = _memoized_hash  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        accounts_mod.hash_password = original  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="session")
+def instance_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Host keys, TLS certificate and audit key, generated once per test session (two
+    RSA-3072 keys take from a quarter of a second to seconds on a loaded machine)."""
+    root = tmp_path_factory.mktemp("template") / "inst"
+    root.mkdir()
+    write_test_config(root)
+    init_instance(root, SystemClock())
+    return root / "keys"
+
+
+def copy_keys(source: Path, target: Path) -> None:
+    """Give an instance its own copy of the session's keys: same names, mode 0600 in a 0700
+    folder, as ``init_instance`` creates them (it then completes the rest of the layout)."""
+    target.mkdir(mode=0o700)
+    for path in sorted(source.iterdir()):
+        fd = os.open(target / path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(path.read_bytes())
+        os.chmod(target / path.name, path.stat().st_mode & 0o777)
+
+
 @pytest.fixture
-def instance(tmp_path: Path) -> TestInstance:
+def instance(tmp_path: Path, instance_keys: Path) -> TestInstance:
     root = tmp_path / "inst"
     root.mkdir()
     conf = write_test_config(root)
+    copy_keys(instance_keys, root / "keys")
     init_instance(root, SystemClock())
     return TestInstance(root, conf)
 
@@ -209,8 +260,11 @@ def running(instance: TestInstance) -> Iterator[RunningServer]:
         inst.close()
 
 
-def wait_for(what: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Poll until ``what()`` returns something truthy (bounded); return it, or fail."""
+def wait_for(what: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """Poll until ``what()`` returns something truthy (bounded); return it, or fail.
+
+    The deadline is generous: it only bounds a failing test, and a busy machine can take
+    seconds to deliver what a quiet one does in milliseconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = what()
@@ -231,6 +285,10 @@ def connect(server: RunningServer, protocol: str, user: str, password: str = PAS
         cafile = str(server.instance.root / "keys" / "tls.crt")
         return FtpsClient(*server.ftps, user, password, cafile=cafile)
     raise AssertionError(protocol)
+
+
+def pytest_sessionfinish() -> None:
+    forked_cli.stop()
 
 
 SLOW_FIRST = (

@@ -217,7 +217,19 @@ class TestRcloneFtps:
         for name, data in files.items():
             assert data == (back / name).read_bytes()
         assert_catalogued(member.instance, {f"/sauvegardes/{n}": d for n, d in files.items()})
-        refused = [r for r in member.instance.audit("denied") if r.get("operation") != "exec"]
+        # rclone's parallel transfers each make the folder they write into: on a busy machine
+        # two MKDs of one folder race, and the second is answered "exists" (rclone goes on).
+        # That race is the only refusal allowed, for the copy's own folders.
+        folders = {"/sauvegardes", "/sauvegardes/paie"}
+        refused = [
+            r
+            for r in member.instance.audit("denied")
+            if r.get("operation") != "exec"
+            and not (
+                (r.get("operation"), r.get("reason")) == ("mkdir", "folder or file exists")
+                and r.get("path") in folders
+            )
+        ]
         assert [] == [(r.get("operation"), r.get("reason")) for r in refused]
 
 

@@ -11,7 +11,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -345,8 +344,9 @@ class TestCurl:
         for _ in range(40):
             proc.stdin.write(os.urandom(65536))
             proc.stdin.flush()
-        wait_for(lambda: any(server.instance.root.glob("data/.staging/*.part")))
-        time.sleep(0.5)
+        # killed mid-transfer: once the server has written some of it to its staging file
+        staging = server.instance.root / "data" / ".staging"
+        wait_for(lambda: any(p.stat().st_size > 0 for p in staging.glob("*.part")))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         proc.stdin.close()
