@@ -239,7 +239,7 @@ class TestTampering:
         assert 1 == code
         # the kept head was signed by the original key, which the forger's key never
         # introduced: it is not trusted (issue 15: a kept head is checked against the keys)
-        assert "not the trusted key" in str(problem(report)["message"])
+        assert "not by the trusted key" in str(problem(report)["message"])
 
     def test_extends_a_kept_head(
         self, log: Log, capsys: pytest.CaptureFixture[str], tmp_path: Path

@@ -197,6 +197,7 @@ class _Walk:
         self.trusted = {v.raw for v in trusted}  # grows forward, through counted checkpoints
         self._key: bytes | None = None
         self._key_raws: list[bytes] = []
+        self.signers: dict[bytes, None] = {}  # the keys that signed checkpoints, in order
         self.first_untrusted: Finding | None = None
         self.first_chained: Finding | None = None
         self.covered = 0  # the last line vouched for (a counted checkpoint's own line)
@@ -328,6 +329,7 @@ class _Walk:
                     f"(the log's key is {signing.key_id(self._key)})",
                 )
             )
+        self.signers[raw] = None
         following = _public_key(document.get("next_public_key"))
         counts = raw in self.trusted
         if counts:
@@ -354,6 +356,10 @@ class _Walk:
             self._key_raws.append(following)
         return counts
 
+    def trusted_names(self) -> str:
+        keys = self.report.trusted
+        return f"the trusted key{'s' if len(keys) > 1 else ''} {', '.join(keys)}"
+
     def key_ids(self) -> list[str]:
         return [signing.key_id(k) for k in self._key_raws]
 
@@ -361,12 +367,12 @@ class _Walk:
         """Checkpoints, and none by a trusted key: the log was signed by someone else."""
         if self.report.checkpoints or self.first_untrusted is None:
             return
+        signers = ", ".join(signing.key_id(k) for k in self.signers)
         raise _Tampered(
             _at(
                 self.first_untrusted,
-                f"checkpoints are signed by {' -> '.join(self.key_ids())}, not by the trusted "
-                f"key {', '.join(self.report.trusted)} (nor by a key it introduced): "
-                "nothing in this log is signed by a trusted key",
+                f"the checkpoints are signed by {signers}, not by {self.trusted_names()} "
+                "nor by a key introduced by one: nothing in this log is signed by a trusted key",
             )
         )
 
@@ -374,13 +380,13 @@ class _Walk:
         """A signed head kept earlier must be a trusted key's and still be in the log, byte
         for byte; it then vouches for the records up to its own."""
         raw = _public_key(info.document.get("public_key"))
-        where = HEAD_NAME if source == HEAD_NAME else None
         if raw is None or raw not in self.trusted:
+            own = source == HEAD_NAME  # then the finding names the file
             raise _Tampered(
                 Finding(
-                    f"{source} is signed by key {info.key_id}, which is not the trusted key "
-                    f"{', '.join(self.report.trusted)} nor a key it introduced",
-                    where,
+                    f"{'signed' if own else source + ' is signed'} by key {info.key_id}, "
+                    f"not by {self.trusted_names()} nor by a key introduced by one",
+                    HEAD_NAME if own else None,
                 )
             )
         if info.seq > self.report.records:
@@ -534,7 +540,7 @@ def verify_log(
         walk.run()
         walk.check_trust()
         if own is not None and own[0] is None:
-            raise _Tampered(Finding(f"{HEAD_NAME}: not a signed audit head ({own[1]})", HEAD_NAME))
+            raise _Tampered(Finding(f"not a signed audit head ({own[1]})", HEAD_NAME))
         for info, source in kept:
             walk.check_kept_head(info, source)
         walk.check_signed(require_signed)

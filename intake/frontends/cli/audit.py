@@ -153,8 +153,8 @@ def _print_details(report: audit_verify.Report) -> None:
         print("  signed: nothing by a trusted key")
     if report.untrusted_checkpoints:
         print(
-            f"  {report.untrusted_checkpoints} checkpoint(s) by a key not trusted here "
-            "(before the first trusted one): checked, not counted"
+            f"  {report.untrusted_checkpoints} checkpoint(s) by a key not trusted here: "
+            "checked, not counted"
         )
     if len(report.keys) > 1:
         print(f"  keys (rotations): {' -> '.join(report.keys)}")
