@@ -235,9 +235,11 @@ class TestTampering:
         log.public.write_bytes(forged.public.read_bytes())
         code, _, _ = verify(capsys, log)
         assert 0 == code
-        code, text, report = verify(capsys, log, "--since-head", str(kept))
+        code, _, report = verify(capsys, log, "--since-head", str(kept))
         assert 1 == code
-        assert "rewritten" in str(problem(report)["message"]) or "cut" in text
+        # the kept head was signed by the original key, which the forger's key never
+        # introduced: it is not trusted (issue 15: a kept head is checked against the keys)
+        assert "not by the trusted key" in str(problem(report)["message"])
 
     def test_extends_a_kept_head(
         self, log: Log, capsys: pytest.CaptureFixture[str], tmp_path: Path

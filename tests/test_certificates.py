@@ -147,6 +147,33 @@ class TestCertificates:
         bad = destroyed.cli("audit", "verify-document", str(garbage), "--public-key", str(key))
         assert 1 == bad.returncode and "not a JSON document" in bad.stderr
 
+    @pytest.mark.parametrize(
+        "edit",
+        [
+            ('"account": "mairie-a"', '"account": "mairie-x", "account": "mairie-a"'),
+            ('"signature": {', '"signature": {"algorithm": "ed25519"}, "signature": {'),
+            ('"algorithm": "ed25519"', '"algorithm": "ed25519", "note": "x"'),
+        ],
+        ids=["duplicate-member", "second-signature", "member-inside-signature"],
+    )
+    def test_edits_python_would_not_see_fail(
+        self, destroyed: TestInstance, tmp_path: Path, edit: tuple[str, str]
+    ) -> None:
+        """Issue 15 finding 4: a certificate edited so that Python's json still reads the
+        genuine document (it keeps the last of duplicate members; the signature check
+        ignored extra members) is not valid: exit 1 saying why."""
+        key = public_key(destroyed, tmp_path)
+        [entry] = [r["entry"] for r in destroyed.audit("destroyed") if r["account"] == "mairie-a"]
+        out = tmp_path / "cert.json"
+        destroyed.cli("audit", "certificate", str(entry), "--out", str(out), check=True)
+        text = out.read_text()
+        assert edit[0] in text
+        out.write_text(text.replace(edit[0], edit[1], 1))
+        check = destroyed.cli("audit", "verify-document", str(out), "--public-key", str(key))
+        assert 1 == check.returncode, check.stdout
+        assert "NOT VALID" in check.stderr
+        assert "VALID" not in check.stdout
+
 
 class TestCrashSafety:
     def test_recovered_destruction_has_exactly_one_certificate(

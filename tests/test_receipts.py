@@ -88,6 +88,32 @@ class TestReceipts:
         )  # fmt: skip
         assert 1 == check.returncode
 
+    def test_edits_python_would_not_see_fail(
+        self, server: RunningServer, member: Client, tmp_path: Path
+    ) -> None:
+        """Issue 15 finding 4: a downloaded receipt edited to ``"path": "/FORGED.zip",
+        "path": "/2026/base.zip"`` (Python keeps the last value, a checker keeping the first
+        shows the forged path), or given a second signature, or a member inside its
+        signature: not valid."""
+        member.mkdir("/2026")
+        member.upload("/2026/base.zip", DATA)
+        raw = member.download("/.receipts/2026/base.zip.receipt.json").decode()
+        (tmp_path / "audit.pub").write_bytes(public_pem(server.instance))
+        edits = [
+            ('"path": "/2026/base.zip"', '"path": "/FORGED.zip", "path": "/2026/base.zip"'),
+            ('"signature": {', '"signature": {"algorithm": "ed25519"}, "signature": {'),
+            ('"algorithm": "ed25519"', '"algorithm": "ed25519", "note": "x"'),
+        ]
+        for old, new in edits:
+            assert old in raw
+            (tmp_path / "r.json").write_text(raw.replace(old, new, 1))
+            check = server.instance.cli(
+                "audit", "verify-document", str(tmp_path / "r.json"), "--public-key",
+                str(tmp_path / "audit.pub"),
+            )  # fmt: skip
+            assert 1 == check.returncode, (new, check.stdout)
+            assert "NOT VALID" in check.stderr
+
     def test_receipts_are_read_only_and_audited(
         self, server: RunningServer, member: Client
     ) -> None:

@@ -76,3 +76,35 @@ class TestDocuments:
         public.verify(sig, data.encode())  # type: ignore[union-attr]
         with pytest.raises(InvalidSignature):
             public.verify(sig, data.replace("ab", "ac").encode())  # type: ignore[union-attr]
+
+    def test_strict_parsing(self, signer: signing.Signer) -> None:
+        """A duplicate member at any depth, a float, NaN: not a signed document's JSON."""
+        doc = signing.sign_document({"kind": "receipt", "size": 3}, signer)
+        text = json.dumps(doc)
+        assert doc == signing.loads_strict(text)
+        for bad in (
+            text.replace('"size": 3', '"size": 4, "size": 3'),
+            text.replace('"algorithm"', '"key_id": "x", "algorithm"'),
+            text.replace('"size": 3', '"size": 3.0'),
+            text.replace('"size": 3', '"size": NaN'),
+        ):
+            with pytest.raises(ValueError):
+                signing.loads_strict(bad)
+        with pytest.raises(signing.DocumentError, match="duplicate member 'size'"):
+            signing.loads_strict(text.replace('"size": 3', '"size": 4, "size": 3'))
+
+    def test_signature_member_is_exact(self, signer: signing.Signer) -> None:
+        """The signature holds algorithm, key_id and value, nothing else."""
+        doc = signing.sign_document({"kind": "receipt"}, signer)
+        extra = {**doc, "signature": {**doc["signature"], "note": "x"}}
+        assert (False, "unknown member in signature: note") == signing.verify_document(
+            extra, signer.verifier
+        )
+        short = {**doc, "signature": {k: v for k, v in doc["signature"].items() if k != "key_id"}}
+        assert not signing.verify_document(short, signer.verifier)[0]
+
+    def test_text_that_is_not_unicode_never_raises(self, signer: signing.Signer) -> None:
+        """A lone surrogate (valid JSON escape, not UTF-8) is refused, not a traceback."""
+        doc = signing.sign_document({"kind": "receipt", "path": "/a"}, signer)
+        doc["path"] = json.loads('"/\\ud800"')  # what a hostile file's JSON may hold
+        assert not signing.verify_document(doc, signer.verifier)[0]

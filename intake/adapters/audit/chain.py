@@ -11,11 +11,15 @@ The format (what a third party re-implements; README "Proof"):
   included. The first record's ``prev`` is ``GENESIS`` (64 zeros). Lines written before
   the chain existed (no ``seq``) may only precede it; the first chained record then
   chains the last of them.
-- A ``checkpoint`` record signs the head of the chain before it: its ``checkpoint``
-  member is a signed document (``intake.adapters.audit.signing``) ``{"kind": "audit-checkpoint",
-  "seq": S, "head": H, "ts": T, "public_key": <base64 raw Ed25519 key>, ["next_public_key":
-  ...], "signature": {...}}`` where S is the checkpoint line's ``seq - 1`` and H its ``prev``.
-  ``next_public_key`` introduces the key that signs from the next checkpoint on (rotation).
+- A ``checkpoint`` record (members ``ts``, ``event``, ``reason``, ``checkpoint``, ``seq``,
+  ``prev``; its ``ts`` is the document's) signs the head of the chain before it: its
+  ``checkpoint`` member is a signed document (``intake.adapters.audit.signing``)
+  ``{"kind": "audit-checkpoint", "seq": S, "head": H, "ts": T, "public_key": <base64 raw
+  Ed25519 key>, ["next_public_key": ...,] ["interval": I,] "signature": {...}}`` where S is
+  the checkpoint line's ``seq - 1`` and H its ``prev``. ``next_public_key`` introduces the
+  key that signs from the next checkpoint on (rotation). ``interval`` is the writer's
+  ``checkpoint_interval`` in whole seconds (0: by count only): a verifier with a copy of
+  the log alone knows from it how long a record may wait for its checkpoint.
   The latest checkpoint document is also kept in ``log/audit-head.json`` (a hint for a
   verifier: a log shorter than it was cut).
 
@@ -44,6 +48,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -63,6 +68,10 @@ FILE_SUFFIX = ".jsonl"
 LOCK_NAME = ".audit.lock"
 HEAD_NAME = "audit-head.json"
 CHECKPOINT_KIND = "audit-checkpoint"
+# a checkpoint document's members (``signing.check_members``), and its record's
+CHECKPOINT_MEMBERS = frozenset({"kind", "seq", "head", "ts", "public_key", "signature"})
+CHECKPOINT_OPTIONAL = frozenset({"next_public_key", "interval"})
+CHECKPOINT_RECORD_MEMBERS = frozenset({"ts", "event", "reason", "checkpoint", "seq", "prev"})
 _TAIL_BLOCK = 1 << 16
 
 
@@ -520,6 +529,7 @@ class ChainWriter:
         }
         if next_key is not None:
             body["next_public_key"] = base64.b64encode(next_key).decode()
+        body["interval"] = math.ceil(max(0.0, self._interval))
         document = signing.sign_document(body, signer)
         record: dict[str, Any] = {"ts": isoformat(now), "event": "checkpoint", "reason": reason}
         record["checkpoint"] = document

@@ -14,6 +14,10 @@ Rules:
   no whitespace, UTF-8. In Python: ``json.dumps(doc, sort_keys=True, separators=(",", ":"),
   ensure_ascii=False).encode()``. The ``signature`` member is
   ``{"algorithm": "ed25519", "key_id": ..., "value": <base64 of the 64-byte signature>}``.
+- A signed document is read strictly (``loads_strict``): a member twice in one object (at
+  any depth: readers disagree on which one counts), a float, ``NaN`` or ``Infinity`` make
+  it unreadable. ``signature`` holds exactly ``algorithm``, ``key_id`` and ``value``. Each
+  kind of document states its own members (``check_members``); anything else is refused.
 - Verification never raises on bad input: it answers ``False`` with a reason.
 """
 
@@ -35,6 +39,54 @@ from intake.core.errors import StartupError, UsageError
 
 AUDIT_KEY_FILE = "audit_ed25519_key"
 ALGORITHM = "ed25519"
+
+
+SIGNATURE_MEMBERS = frozenset({"algorithm", "key_id", "value"})
+
+
+class DocumentError(ValueError):
+    """Text that is not a signed document's JSON (a duplicate member, a float...)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DocumentError(f"duplicate member {key!r}")
+            seen.add(key)
+    return document
+
+
+def _no_float(text: str) -> Any:
+    raise DocumentError(f"a number that is not an integer: {text[:40]}")
+
+
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_object, parse_float=_no_float, parse_constant=_no_float
+)
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """JSON as a signed document must be: UTF-8, no member twice in an object, integers
+    only. Raises ``ValueError`` (``DocumentError`` saying what, or a syntax error)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    return _STRICT.decode(text)
+
+
+def check_members(
+    document: dict[str, Any], required: frozenset[str], optional: frozenset[str] = frozenset()
+) -> str | None:
+    """None if ``document`` holds every ``required`` member and nothing beyond ``optional``;
+    otherwise the reason."""
+    missing = sorted(required - document.keys())
+    if missing:
+        return f"missing member: {', '.join(missing)}"
+    unknown = sorted(document.keys() - required - optional)
+    if unknown:
+        return f"unknown member: {', '.join(unknown)}"
+    return None
 
 
 def canonical_json(value: Any) -> bytes:
@@ -163,22 +215,33 @@ def sign_document(document: dict[str, Any], signer: Signer) -> dict[str, Any]:
 
 
 def verify_document(document: Any, verifier: Verifier) -> tuple[bool, str]:
-    """Check a signed document against ``verifier``: (valid, reason)."""
+    """Check a signed document (read with ``loads_strict``) against ``verifier``:
+    (valid, reason). Its own members are the caller's to check (``check_members``)."""
     if not isinstance(document, dict):
         return False, "not a JSON object"
     signature = document.get("signature")
     if not isinstance(signature, dict):
         return False, "no signature"
+    unknown = sorted(signature.keys() - SIGNATURE_MEMBERS)
+    if unknown:
+        return False, f"unknown member in signature: {', '.join(unknown)}"
     if signature.get("algorithm") != ALGORITHM:
         return False, "unknown signature algorithm"
     if signature.get("key_id") != verifier.key_id:
         return False, "signed by another key"
+    value = signature.get("value")
     try:
-        raw = base64.b64decode(str(signature.get("value", "")), validate=True)
+        raw = base64.b64decode(value if isinstance(value, str) else "", validate=True)
     except ValueError:
         return False, "signature is not base64"
+    if len(raw) != 64:
+        return False, "signature is not an Ed25519 signature"
     body = {k: v for k, v in document.items() if k != "signature"}
-    if not verifier.verify(raw, canonical_json(body)):
+    try:
+        data = canonical_json(body)
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return False, "not a signed document's content (text that is not Unicode, or a float)"
+    if not verifier.verify(raw, data):
         return False, "signature does not match the content"
     return True, "valid"
 

@@ -1,10 +1,13 @@
 """``intake audit show|verify|head`` and the audit key commands of ``intake keys``.
 
 Rules:
-- ``audit verify`` exits 0 when nothing was tampered with (records not yet signed are
-  reported, not failed), 1 when something was (the first bad record named by file and
-  line, also on stderr), 2 on bad usage. With ``--public-key`` and ``--log-dir`` it reads
-  nothing else: no instance is opened or created.
+- ``audit verify`` exits 0 when nothing was tampered with (the newest records not yet
+  signed are reported, not failed), 1 when something was (the first bad record named by
+  file and line, also on stderr), 2 on bad usage. Only the keys given (``--public-key``,
+  repeatable) or, without one, the instance's own keys are trusted; with a key given, a
+  log in which no record is signed by a trusted key fails. With ``--public-key`` and
+  ``--log-dir`` it reads nothing else: no instance is opened or created. Its first line
+  says how far it read: a tampered log is never summed up as an empty one.
 - ``audit head`` signs the records not yet signed (when it can), then prints the latest
   signed head: the JSON a data-protection officer keeps for ``verify --since-head``.
 - The text view of ``audit show`` quotes every value holding a space, ``=`` or a quote
@@ -98,45 +101,83 @@ def cmd_show(args: argparse.Namespace, load: Load) -> int:
 # -- verify ------------------------------------------------------------------------------
 
 
-def _print_report(report: audit_verify.Report, log_dir: Path) -> None:
-    print(
-        f"audit log {log_dir}: {report.records} record(s) in {report.files} file(s), "
-        f"head at record {report.head_seq}"
-    )
-    if report.legacy:
-        print(f"  {report.legacy} record(s) written before the chain existed (not covered)")
-    cp = report.last_checkpoint
-    if cp:
-        print(
-            f"  signed: records 1-{report.signed_seq} by {report.checkpoints} checkpoint(s); "
-            f"the last at {cp['file']}:{cp['line']} ({cp['ts']}, key {cp['key_id']})"
+def _summary(report: audit_verify.Report, log_dir: Path) -> str:
+    """The first line: what was read (never a count the check did not reach)."""
+    if report.complete:
+        return (
+            f"audit log {log_dir}: {report.records} record(s) in {report.files} file(s), "
+            f"head at record {report.head_seq}"
         )
-    elif report.records:
-        print("  signed: nothing yet (no checkpoint)")
-    if len(report.keys) > 1:
-        print(f"  keys (rotations): {' -> '.join(report.keys)}")
-    if report.unsigned > 0:
-        print(f"  not yet signed: {report.unsigned} record(s) after the last checkpoint")
-    if report.since_head is not None and report.ok:
-        print(f"  extends the kept head at record {report.since_head}")
+    problem = report.problem
+    at = problem.seq if problem is not None and problem.seq else report.records + 1
+    return (
+        f"audit log {log_dir}: {report.files} file(s); reading stopped at record {at}, "
+        f"the first problem: records 1-{at - 1} before it chain, nothing after it was checked"
+        if at > 1
+        else f"audit log {log_dir}: {report.files} file(s); reading stopped at record 1, "
+        "the first problem: nothing was checked"
+    )
+
+
+def _print_report(report: audit_verify.Report, log_dir: Path) -> None:
+    print(_summary(report, log_dir))
+    if report.complete:
+        _print_details(report)
     for note in report.notes:
         print(f"  note: {note}")
     if report.problem is None:
-        print("verified: the chain is whole and every checkpoint signature is valid")
+        if report.signed_seq:
+            print(
+                "verified: the chain is whole and records "
+                f"1-{report.signed_seq} are signed by a trusted key"
+            )
+        else:
+            print("verified: the chain is whole; no record is signed by a trusted key yet")
     else:
         where = report.problem.where()
         print(f"TAMPERED: {where + ': ' if where else ''}{report.problem.message}")
 
 
+def _print_details(report: audit_verify.Report) -> None:
+    if report.legacy:
+        print(f"  {report.legacy} record(s) written before the chain existed (not covered)")
+    cp = report.last_checkpoint
+    if cp:
+        print(
+            f"  signed: records 1-{cp['seq']} by {report.checkpoints} checkpoint(s) of a "
+            f"trusted key; the last at {cp['file']}:{cp['line']} ({cp['ts']}, key {cp['key_id']})"
+        )
+    if report.signed_seq > (cp["seq"] if cp else 0):
+        print(f"  signed: records 1-{report.signed_seq} by a kept head of a trusted key")
+    if not report.signed_seq and report.records:
+        print("  signed: nothing by a trusted key")
+    if report.untrusted_checkpoints:
+        print(
+            f"  {report.untrusted_checkpoints} checkpoint(s) by a key not trusted here: "
+            "checked, not counted"
+        )
+    if len(report.keys) > 1:
+        print(f"  keys (rotations): {' -> '.join(report.keys)}")
+    print(f"  trusted: {', '.join(report.trusted)}")
+    if report.unsigned > 0:
+        since = f" since {report.unsigned_since}" if report.unsigned_since else ""
+        wait = f"; the writer signs within {report.interval} s" if report.interval else ""
+        print(
+            f"  not yet signed: {report.unsigned} record(s) after the last signed one{since}{wait}"
+        )
+    if report.since_head is not None and report.ok:
+        print(f"  extends the kept head at record {report.since_head}")
+
+
 def cmd_verify(args: argparse.Namespace, load: Load) -> int:
     cfg: Config | None = None
-    if args.log_dir is None or args.public_key is None:
+    if args.log_dir is None or not args.public_key:
         cfg = load(args)
     log_dir = Path(args.log_dir) if args.log_dir else cfg.log_dir if cfg else Path(".")
     if not log_dir.is_dir():
         raise UsageError(f"--log-dir: {log_dir} is not a folder")
     if args.public_key:
-        trusted = [signing.load_verifier(Path(args.public_key))]
+        trusted = [signing.load_verifier(Path(path)) for path in args.public_key]
     else:
         if cfg is None:
             raise UsageError("--public-key FILE is needed when no instance is given")
@@ -147,7 +188,10 @@ def cmd_verify(args: argparse.Namespace, load: Load) -> int:
                 "it); or pass --public-key FILE"
             )
     since = audit_verify.load_head(Path(args.since_head)) if args.since_head else None
-    report = audit_verify.verify_log(log_dir, trusted, since)
+    interval = cfg.audit.checkpoint_interval if cfg else audit_verify.DEFAULT_INTERVAL
+    report = audit_verify.verify_log(
+        log_dir, trusted, since, require_signed=bool(args.public_key), default_interval=interval
+    )
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:
@@ -277,7 +321,13 @@ def register(sub: Any, keys_sub: Any, add: common.Add) -> Any:
         lambda a: cmd_verify(a, load),
         "check the audit log: hash chain, sequence, signed checkpoints (exit 1: tampered)",
     )
-    p.add_argument("--public-key", metavar="FILE", help="the audit public key (PEM) to trust")
+    p.add_argument(
+        "--public-key",
+        metavar="FILE",
+        action="append",
+        help="an audit public key (PEM) to trust; again for another (the key before a "
+        "rotation). Default: the instance's own keys",
+    )
     p.add_argument("--log-dir", metavar="DIR", help="the log folder (a copy will do)")
     p.add_argument("--since-head", metavar="FILE", help="a head kept earlier (audit head --json)")
     p.add_argument("--json", action="store_true")

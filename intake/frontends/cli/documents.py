@@ -8,8 +8,9 @@ Rules:
   is exit 2, one line on stderr.
 - ``verify-document FILE --public-key KEY`` needs nothing from the instance: exit 0 and
   one line saying what the document is and what it is about; exit 1 and one line on
-  stderr saying why when it is not valid (altered, another key, not a document); exit 2
-  when FILE or KEY cannot be read.
+  stderr saying why when it is not valid (altered, another key, not a document, a member
+  twice or one its kind does not have: ``documents.parse`` and ``check`` are strict);
+  exit 2 when FILE or KEY cannot be read.
 - Human output escapes every stored string (no client string drives the terminal).
 """
 
@@ -103,25 +104,23 @@ def cmd_certificate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_document(path: Path) -> Any:
+def _read_document(path: Path) -> tuple[Any, str]:
+    """The document in FILE, read strictly, or (None, why not)."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     if len(data) > MAX_DOCUMENT_BYTES:
-        return None
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+        return None, "not a JSON document (too large)"
+    return documents.parse(data)
 
 
 def cmd_verify_document(args: argparse.Namespace) -> int:
     verifier = signing.load_verifier(Path(args.public_key))
-    document = _read_document(Path(args.file))
+    document, reason = _read_document(Path(args.file))
     if document is None:
-        valid, reason = False, "not a JSON document"
+        valid = False
     else:
         valid, reason = documents.check(document, verifier)
     if args.json:

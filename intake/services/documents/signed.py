@@ -18,6 +18,10 @@ Rules:
 - ``render`` is the one way a document becomes bytes (a file, a download): pretty JSON,
   UTF-8, keys sorted, a final newline. Whitespace is not signed, so re-indenting keeps
   it valid.
+- Checking is strict (``parse``, then ``check``): the bytes are read with
+  ``signing.loads_strict`` (no member twice, no float), and a document holds exactly the
+  members its kind states (``MEMBERS``), each of its type, besides a valid signature. So
+  two readers can never see two different documents in one file.
 """
 
 from __future__ import annotations
@@ -36,6 +40,17 @@ FORMAT = "intake-signed-document/1"
 CERTIFICATE = "destruction-certificate"
 RECEIPT = "receipt"
 KINDS = {CERTIFICATE: "destruction certificate", RECEIPT: "receipt"}
+_COMMON = frozenset({"format", "kind", "instance", "entry", "account", "path", "size", "sha256",
+                     "received_at", "signature"})  # fmt: skip
+# kind -> (required members, optional members: the facts ``_compact`` may leave out)
+MEMBERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    RECEIPT: (_COMMON, frozenset({"protocol"})),
+    CERTIFICATE: (
+        _COMMON | {"area", "destroyed_at", "policy", "integrity", "method"},
+        frozenset({"actual_sha256", "actual_size", "forwarded_at", "remote_path"}),
+    ),
+}
+INTEGER_MEMBERS = frozenset({"entry", "size", "actual_size"})
 
 
 def audit_signer(cfg: Config) -> Signer:
@@ -109,8 +124,36 @@ def receipt_body(cfg: Config, entry: Entry) -> dict[str, Any]:
     )
 
 
+def parse(data: bytes) -> tuple[Any, str]:
+    """The document in ``data`` read strictly, or (None, why it cannot be one)."""
+    try:
+        return signing.loads_strict(data), "read"
+    except signing.DocumentError as exc:
+        return None, f"not a signed document ({exc})"
+    except ValueError:  # not UTF-8, not JSON
+        return None, "not a JSON document"
+
+
+def _members(document: dict[str, Any]) -> str | None:
+    """Why ``document`` does not hold exactly its kind's members, each of its type."""
+    required, optional = MEMBERS[document["kind"]]
+    reason = signing.check_members(document, required, optional)
+    if reason is not None:
+        return reason
+    for name, value in document.items():
+        if name == "signature":
+            continue
+        if name in INTEGER_MEMBERS:
+            if type(value) is not int:
+                return f"{name} is not an integer"
+        elif not isinstance(value, str):
+            return f"{name} is not a string"
+    return None
+
+
 def check(document: Any, verifier: Verifier) -> tuple[bool, str]:
-    """Is ``document`` one of ours, whole, signed by ``verifier``? (valid, reason)."""
+    """Is ``document`` (read with ``parse``) one of ours, whole, exactly its kind's
+    members, signed by ``verifier``? (valid, reason)."""
     valid, reason = signing.verify_document(document, verifier)
     if not valid:
         return False, reason
@@ -118,6 +161,9 @@ def check(document: Any, verifier: Verifier) -> tuple[bool, str]:
         return False, "not an intake signed document (unknown format)"
     if document.get("kind") not in KINDS:
         return False, "unknown kind of document"
+    problem = _members(document)
+    if problem is not None:
+        return False, problem
     return True, "valid"
 
 
