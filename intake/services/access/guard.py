@@ -316,11 +316,7 @@ class Guard:
         ban = current.get(key)
         if ban is None:
             raise NotFound(f"{key} is not blocked")
-        if self._store is not None:
-            self._store.remove(key)
-        with self._lock:
-            self._bans.pop(key, None)
-            self._scores.pop(key, None)
+        # Fail closed: no record, no lift (``AuditUnavailable`` leaves the block).
         self._audit.record(
             "unbanned",
             ip=key,
@@ -330,6 +326,11 @@ class Guard:
             until=isoformat(ban.until),
             lifted=isoformat(now),
         )
+        if self._store is not None:
+            self._store.remove(key)
+        with self._lock:
+            self._bans.pop(key, None)
+            self._scores.pop(key, None)
         return ban
 
     # -- connection slots ------------------------------------------------------------
