@@ -11,6 +11,7 @@ Rules:
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -79,9 +80,13 @@ class FtpsSection:
 class LimitsSection:
     max_connections: int = 200
     max_connections_per_ip: int = 20
-    max_login_failures: int = 10  # per IP within ban_window, then banned
+    # Failures from one address within ban_window that block it: a wrong password (or a
+    # login that never succeeded) at an existing account is 1, at an unknown account 2, a
+    # connection that tried no password or key 0.1, an eviction 0 (services.access.guard).
+    max_login_failures: int = 10
     ban_window: int = 600  # seconds
-    ban_time: int = 900  # seconds
+    first_ban_time: int = 60  # seconds: a first block; each further one doubles ...
+    ban_time: int = 600  # ... up to this (seconds); a source's record is kept for a day
     max_concurrent_hashes: int = 2  # password hashes computed at once
     max_open_handles: int = 64  # files and folders one session holds open at once
     max_account_open_files: int = 256  # files one account holds open over all its sessions
@@ -95,7 +100,9 @@ class LimitsSection:
     max_startups_per_network: int = 10  # unauthenticated connections of one network at once
     ipv4_network_prefix: int = 24  # what one "network" is (OpenSSH's PerSourceNetBlockSize)
     ipv6_network_prefix: int = 64
-    max_network_failures: int = 30  # per network within ban_window, then the network is banned
+    max_network_failures: int = 30  # per network within ban_window, from 3+ of its addresses
+    prelogin_wait: int = 10  # seconds a connection over the startup caps waits for a slot
+    trusted_networks: tuple[str, ...] = ()  # addresses or networks never blocked
     account_attack_failures: int = 20  # wrong passwords at one account within ban_window ...
     account_attack_delay: int = 2  # ... then each attempt at it waits this long (seconds)
     min_free_space: FreeSpace = field(default_factory=FreeSpace)  # uploads stop below it
@@ -246,9 +253,12 @@ idle_timeout = 900
 [limits]
 max_connections = 200             # sessions at once, both protocols together
 max_connections_per_ip = 20
-max_login_failures = 10           # failed logins from one address within ban_window ...
-ban_window = 600                  # ... (seconds) get that address banned ...
-ban_time = 900                    # ... for this many seconds
+max_login_failures = 10           # failures from one address within ban_window (a wrong
+                                  # password 1, an unknown account 2, a connection that
+                                  # tried nothing 0.1) ...
+ban_window = 600                  # ... (seconds) block that address ...
+first_ban_time = 60               # ... for this many seconds the first time, doubled
+ban_time = 600                    # at each further block up to this (seconds)
 max_concurrent_hashes = 2         # password checks computed at once (each costs ~32 MiB)
 max_open_handles = 64             # files and folders one session may hold open at once
 max_account_open_files = 256      # files one account may hold open over all its sessions
@@ -258,7 +268,10 @@ max_startups = "10:30:100"        # unauthenticated connections: start:rate:full
 max_startups_per_network = 10     # unauthenticated connections from one network at once
 ipv4_network_prefix = 24          # one "network" for the rules above and below: an IPv4 /24 ...
 ipv6_network_prefix = 64          # ... and an IPv6 /64
-max_network_failures = 30         # failed logins from one network within ban_window ban it
+max_network_failures = 30         # failures from 3 or more addresses of one network
+                                  # within ban_window block the network
+prelogin_wait = 10                # seconds a connection over max_startups waits for a slot
+trusted_networks = []             # never blocked, e.g. ["192.0.2.0/24"] (the agency's own)
 account_attack_failures = 20      # wrong passwords at one account within ban_window, from
 account_attack_delay = 2          # anywhere: audited account.attacked, each try waits 2 s
 min_free_space = "5% or 2 GiB"    # uploads are refused below this free space on data/
@@ -338,6 +351,16 @@ def parse_startups(text: str, file: str, key: str) -> tuple[int, int, int]:
     if not (1 <= start <= full and 1 <= rate <= 100):
         raise ConfigError(file, key, "expected 1 <= start <= full and a rate of 1-100 (%)")
     return start, rate, full
+
+
+def parse_network(value: object, file: str, key: str) -> str:
+    """An address or a network (``192.0.2.0/24``, ``2001:db8::/48``), as its network text."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ConfigError(file, key, f"expected an address or a network, got {value!r}") from None
 
 
 _PREFIX_BITS = {"ipv4_network_prefix": 32, "ipv6_network_prefix": 128}
@@ -444,6 +467,10 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(file, key, 'expected a list like ["astreinte@example.fr"]')
         return tuple(parse_address(v, file, key) for v in value)
+    if key == "limits.trusted_networks":
+        if not isinstance(value, list):
+            raise ConfigError(file, key, 'expected a list like ["192.0.2.0/24", "2001:db8::1"]')
+        return tuple(parse_network(v, file, key) for v in value)
     if key == "alerts.sender" and value != "":
         return parse_address(value, file, key)
     if key == "alerts.smtp_port":

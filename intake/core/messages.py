@@ -33,6 +33,7 @@ class Say(enum.StrEnum):
     INTERRUPTED = "interrupted"
     RESUME = "resume"
     FAILED = "failed"
+    BLOCKED = "blocked"  # FTPS 421 to a blocked address; ``{time}`` and ``{date}``, Paris
 
 
 TEXT: dict[Say, str] = {
@@ -65,6 +66,11 @@ TEXT: dict[Say, str] = {
         "Refusé : un envoi ne peut pas être repris ; envoyez le fichier en entier (resume refused)"
     ),
     Say.FAILED: "Échec : l'opération n'a pas abouti (failure)",
+    Say.BLOCKED: (
+        "Connexion refusée : trop d'échecs de connexion depuis votre adresse, qui est"
+        " bloquée jusqu'à {time} (heure de Paris) le {date} ; réessayez ensuite ou"
+        " contactez l'agence (blocked)"
+    ),
 }
 
 DEFAULT_BANNER = (

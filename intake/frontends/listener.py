@@ -4,10 +4,16 @@ Rules:
 - A port that cannot be bound is a ``StartupError`` naming the front-end and address.
 - Every accepted connection is admitted by the guard in the accepting thread, before a
   thread is started for it and before any protocol byte is read; a refused one gets the
-  front-end's ``refuse`` (an FTP 421, or nothing; never blocking) and is closed. An
-  admitted one gets a ``Slot`` (its address, its accept time, ``logged_in``); the guard
-  may evict it while unauthenticated (its socket is shut down), and ``release`` always
-  follows, whatever happens.
+  front-end's ``refuse`` (an FTP 421 saying why, or nothing; never blocking) and is
+  closed. An admitted one gets a ``Slot`` (its address, its accept time, ``logged_in``);
+  the guard may evict it while unauthenticated (its socket is shut down), and
+  ``release`` always follows, whatever happens.
+- A connection over the startup caps waits: its socket stays open, with no thread and no
+  byte sent, until the guard gives it a slot (its thread starts then, from the thread
+  that freed the slot) or cuts it (refused as above). The accepting thread calls the
+  guard's ``tick`` about every second (waits that lasted too long, the summaries of
+  connections that ended before a login); a stopping listener closes its waiting
+  connections and writes every pending summary.
 - Login deadlines count from the slot's ``accepted`` (a monotonic time), not from the
   first protocol message.
 - Refusals, connections that end without a login and failed handlers are noise
@@ -34,12 +40,12 @@ from intake.adapters.logs import oplog
 from intake.adapters.logs.noise import NoiseLog
 from intake.core.config import Listen
 from intake.core.errors import StartupError
-from intake.services.access.guard import Guard, Slot
+from intake.services.access.guard import Guard, Refusal, Slot, Waiting
 from intake.services.metrics import Metrics
 
 log = logging.getLogger("intake.listener")
 Handler = Callable[[socket.socket, Slot], None]
-ACCEPT_POLL = 1.0  # seconds: how often the accepting thread also flushes the noise summary
+ACCEPT_POLL = 1.0  # seconds: how often the accepting thread also ticks the guard and the noise
 
 
 class ThreadedListener:
@@ -48,7 +54,7 @@ class ThreadedListener:
         name: str,
         guard: Guard,
         handle: Handler,
-        refuse: Callable[[socket.socket], None] | None = None,
+        refuse: Callable[[socket.socket, Refusal], None] | None = None,
         metrics: Metrics | None = None,
         client_errors: tuple[type[BaseException], ...] = (OSError, EOFError),
     ) -> None:
@@ -102,7 +108,11 @@ class ThreadedListener:
         sock = self._sock
         if sock is None:
             return
+        ticked = time.monotonic()
         while not self.stopping.is_set():
+            if time.monotonic() - ticked >= ACCEPT_POLL:
+                ticked = time.monotonic()
+                self._guard.tick()
             try:
                 client, addr = sock.accept()
             except TimeoutError:
@@ -121,18 +131,36 @@ class ThreadedListener:
         def shut() -> None:
             client.shutdown(socket.SHUT_RDWR)
 
-        admitted = self._guard.admit(ip, shut)
-        if isinstance(admitted, str):
-            self.noise.note(f"{self.name}: refused", ip, admitted)
-            if self._refuse is not None:
-                client.setblocking(False)
-                with contextlib.suppress(OSError):
-                    self._refuse(client)
+        admitted = self._guard.admit(
+            ip,
+            shut,
+            start=lambda slot: self._start(client, slot),
+            cut=lambda refusal: self._refused(client, ip, refusal),
+            owner=self,
+        )
+        if isinstance(admitted, Refusal):
+            self._refused(client, ip, admitted)
+        elif not isinstance(admitted, Waiting):  # waiting: the guard starts or cuts it
+            self._start(client, admitted)
+
+    def _refused(self, client: socket.socket, ip: str, refusal: Refusal) -> None:
+        self.noise.note(f"{self.name}: refused", ip, refusal.reason)
+        if self._refuse is not None:
+            client.setblocking(False)
+            with contextlib.suppress(OSError):
+                self._refuse(client, refusal)
+        client.close()
+
+    def _start(self, client: socket.socket, slot: Slot) -> None:
+        """Start the connection's thread (from the accepting thread, or from the thread
+        that freed a slot for a waiting connection)."""
+        if self.stopping.is_set():
+            slot.release()
             client.close()
             return
         client.settimeout(None)
         thread = threading.Thread(
-            target=self._serve, args=(client, admitted), name=f"{self.name}-{ip}", daemon=True
+            target=self._serve, args=(client, slot), name=f"{self.name}-{slot.ip}", daemon=True
         )
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()]
@@ -140,9 +168,9 @@ class ThreadedListener:
         try:
             thread.start()
         except RuntimeError:  # no thread left: refuse rather than die
-            admitted.release()
+            slot.release()
             client.close()
-            self.noise.note(f"{self.name}: refused", ip, "cannot start a thread")
+            self.noise.note(f"{self.name}: refused", slot.ip, "cannot start a thread")
 
     def _serve(self, client: socket.socket, slot: Slot) -> None:
         self._metrics.session_opened(self.name)
@@ -176,6 +204,7 @@ class ThreadedListener:
 
     def stop_accepting(self) -> None:
         self.stopping.set()
+        self._guard.stop_waiting(self)
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -189,3 +218,4 @@ class ThreadedListener:
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._guard.digest.flush(everything=True)

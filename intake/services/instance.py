@@ -21,6 +21,7 @@ from intake.adapters import keys
 from intake.adapters.accounts import AccountStore
 from intake.adapters.audit import signing
 from intake.adapters.audit.writer import AuditLog
+from intake.adapters.bans import BANS_DB, BanStore
 from intake.adapters.catalog.catalog import Catalog
 from intake.adapters.diskspace import DiskReserve
 from intake.adapters.storage import Storage
@@ -156,7 +157,7 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         cfg.audit.checkpoint_every,
         cfg.audit.checkpoint_interval,
     )
-    guard = Guard(cfg.limits, clock, audit)
+    guard = Guard(cfg.limits, clock, audit, BanStore(cfg.state_dir / BANS_DB))
     storage = Storage(cfg.data_dir, cfg.log_dir)
     catalog = Catalog(cfg.state_dir / "catalog.db", clock, storage.data_dir)
     metrics = Metrics()

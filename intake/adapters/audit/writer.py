@@ -60,6 +60,7 @@ EVENTS = frozenset(
         "forwarded",
         "forward.failed",
         "banned",
+        "unbanned",
         "account.changed",
         "checkpoint",
         "attributes.changed",

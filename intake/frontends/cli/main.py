@@ -28,6 +28,7 @@ from intake.frontends.cli import (
     accounts,
     alert,
     audit,
+    ban,
     catalog,
     common,
     documents,
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.register(sub, add)
     status.register(sub, add)
     alert.register(sub, add)
+    ban.register(sub, add)
     report.register(sub, add)
     return parser
 

@@ -25,8 +25,10 @@ Rules (docs/pitfalls.md says why each exists):
   a TLS handshake or the fsync of a finished upload never stalls another client. The
   guard admits each connection first (bans and caps shared with SFTP); a login deadline
   runs from ``accept`` (NOOP does not extend it); ``idle_timeout`` applies after login.
-- A connection that ends without a login (nothing tried, a failed TLS handshake, an
-  eviction by the guard) is one audited ``login.failed`` and counts toward a ban. A
+- A connection that ends without a login is a ``login.failed``: nothing tried or a
+  failed TLS handshake (a client that refused the certificate) costs a tenth of a
+  failure and is audited per network and minute by the guard, an eviction costs
+  nothing; a blocked address gets ``421`` saying until when (Paris time). A
   logged-in session is registered with the instance's ``Sessions``; a reload that voids
   its login ends it from its own thread (its open upload becomes interrupted).
 - No class attribute of pyftpdlib is changed: ``FtpsService`` builds its own handler
@@ -40,6 +42,7 @@ import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pyftpdlib.handlers import TLS_FTPHandler
 from pyftpdlib.ioloop import IOLoop
@@ -55,7 +58,7 @@ from intake.core.model import Account
 from intake.frontends.ftps.filesystem import SessionFS
 from intake.frontends.ftps.tls import DataChannel, SessionOwners, TlsContexts, TlsMaterial
 from intake.frontends.listener import ThreadedListener
-from intake.services.access.guard import Slot
+from intake.services.access.guard import Refusal, Slot
 from intake.services.access.sessions import Credential, LiveSession
 from intake.services.files import FileSession
 from intake.services.instance import Instance
@@ -63,6 +66,7 @@ from intake.services.instance import Instance
 log = logging.getLogger("intake.ftps")
 PROTOCOL = "ftps"
 POLL_SECONDS = 0.5
+PARIS = ZoneInfo("Europe/Paris")
 
 
 class _Rules:
@@ -196,7 +200,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
                 if evicted
                 else ("closed without trying to log in")
             )
-            self.instance.auth.no_login(None, self.remote_ip, PROTOCOL, why)
+            self.instance.auth.no_login(self.remote_ip, PROTOCOL, why, evicted=evicted)
 
     def close(self) -> None:
         try:
@@ -219,7 +223,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             if cmd == "USER" and not self._login_audited:
                 self._login_audited = True
                 self.instance.auth.failed_session(
-                    args[0], self.remote_ip, PROTOCOL, "login without TLS refused"
+                    args[0], self.remote_ip, PROTOCOL, "login without TLS refused", attempted=False
                 )
             return
         super().process_command(cmd, *args, **kwargs)
@@ -369,7 +373,14 @@ class _ServerView:
         return True
 
 
-def _refuse(client: socket.socket) -> None:
+def _refuse(client: socket.socket, refusal: Refusal) -> None:
+    if refusal.until is not None:
+        until = refusal.until.astimezone(PARIS)
+        text = messages.text(Say.BLOCKED).format(
+            time=until.strftime("%H:%M:%S"), date=until.strftime("%d/%m/%Y")
+        )
+        client.sendall(f"421 {text}.\r\n".encode())
+        return
     client.sendall(b"421 Service not available, closing control connection.\r\n")
 
 

@@ -18,9 +18,10 @@ Rules (docs/pitfalls.md says why each exists):
 - Login deadline counted from ``accept`` (``[sftp] login_timeout``), a cap on the bytes a
   client may send before it is authenticated (``max_prelogin_bytes``), an idle timeout
   after login; a banned or over-limit address is refused before paramiko sees a byte.
-- A connection that ends without a login is one audited ``login.failed`` (a timeout, no
-  accepted credentials, or nothing tried: a bare banner, a failed negotiation, an
-  eviction by the guard) and counts toward a ban.
+- A connection that ends without a login is a ``login.failed``: one failure for a user
+  name tried (a timeout, no accepted credentials), a tenth of one for nothing tried (a
+  bare banner, a failed negotiation, a host key the client refused: audited per network
+  and minute by the guard), nothing for an eviction by the guard.
 - Before authentication paramiko's log lines go to the listener's noise summary (one
   line per address and interval, never a traceback).
 - ``login.ok`` is written once the transport is authenticated (a key probe is no login);
@@ -468,12 +469,12 @@ class SftpService:
             )
         elif server.slot.evicted:
             self._instance.auth.no_login(
-                None, server.ip, PROTOCOL, "evicted: too many unauthenticated connections"
+                server.ip, PROTOCOL, "evicted: too many unauthenticated connections", evicted=True
             )
         else:
             reached = "after the SSH handshake" if transport.session_id else "before key exchange"
             self._instance.auth.no_login(
-                None, server.ip, PROTOCOL, f"closed without trying to log in ({reached})"
+                server.ip, PROTOCOL, f"closed without trying to log in ({reached})"
             )
         return False
 

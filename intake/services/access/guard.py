@@ -1,28 +1,53 @@
-"""Who may connect and try to log in: connection slots, bans, attacked accounts, bounded hashing.
+"""Who may connect and try to log in: connection slots, the waiting room, blocks, scores.
 
 Rules (shared by SFTP and FTPS, so a client cannot dodge a rule by switching protocol):
 - ``admit`` decides in the accepting thread, before a thread is started for the
-  connection: refused when its address or its network is banned, when the server has
-  ``max_connections`` sessions, or the address ``max_connections_per_ip``.
+  connection: refused when its address or its network is blocked (unless it is in
+  ``trusted_networks``), when the server has ``max_connections`` sessions, or the
+  address ``max_connections_per_ip`` (connections waiting included).
 - A "network" is the address's IPv4 /``ipv4_network_prefix`` or IPv6
   /``ipv6_network_prefix`` (OpenSSH's PerSourceNetBlockSize); an IPv4-mapped IPv6
   address counts as IPv4.
 - Unauthenticated connections ("startups") are bounded apart, so a flood that never logs
   in cannot hold every slot (OpenSSH's MaxStartups ``start:rate:full``, with a per-network
   cap): a network holds at most ``max_startups_per_network`` of them; past ``start`` a
-  new one from a network that already holds one is dropped with a probability rising
-  from ``rate`` % to 100 % at ``full``; at ``full`` a network that holds none still gets
-  in, by evicting the oldest unauthenticated connection of the network holding most. A
-  member connecting from its own network therefore always gets a chance to log in.
-- ``max_login_failures`` failures from one address, or ``max_network_failures`` from one
-  network, within ``ban_window`` seconds ban it for ``ban_time`` seconds, audited once as
-  ``banned``. A connection that ends without a login is one failure (OpenSSH's
-  PerSourcePenalties ``noauth``): the front-ends report it through ``Authenticator``.
+  new one from a network that already holds one, or one over its network's cap, waits
+  (below); at ``full`` a network that holds none still gets in at once, by evicting the
+  oldest unauthenticated connection of the network holding most. A member connecting
+  from a network that holds no startup therefore always gets in at once. ``rate`` is
+  read for OpenSSH's syntax and no longer used: nothing is dropped at random.
+- The waiting room: a connection over those caps is accepted and held, without a
+  thread and without a byte sent, for at most ``prelogin_wait`` seconds. A freed
+  startup slot goes to the waiting connection of the network holding fewest startups
+  (the oldest first). The room holds ``full`` connections; when it is full a newcomer
+  takes the place of the oldest waiting connection of the network holding most of the
+  room, if that network holds more than one more than the newcomer's; otherwise the
+  newcomer is refused. Only a network holding more than its share is ever cut.
+- Scores (OpenSSH's PerSourcePenalties, SFTPGo's defender): each failure adds points to
+  its address and to its network, for ``ban_window`` seconds. A wrong password (or a
+  login attempt that never succeeded) at an existing or disabled account costs
+  ``Cost.AUTHFAIL`` (one failure), at an unknown account ``Cost.UNKNOWN_ACCOUNT`` (two),
+  a connection that tried no password and no key ``Cost.NOAUTH`` (a tenth: a client
+  checking a host key or certificate is not guessing), an eviction nothing (it is the
+  flood's doing, never the evicted address's). ``max_login_failures`` failures of an
+  address block it; ``max_network_failures`` failures of a network block the network
+  only when they come from ``NETWORK_MIN_ADDRESSES`` or more of its addresses
+  (carrier-grade NAT puts many customers behind a few addresses).
+- A block lasts ``first_ban_time`` seconds the first time and doubles at each further
+  block of the same source within ``bans.KEEP`` of the previous one, up to ``ban_time``.
+  It is audited once as ``banned`` (``until``, ``failures``, ``blocks``) and kept in
+  ``state/bans.db`` (``intake.adapters.bans``): a restart or a SIGHUP keeps it; ``lift``
+  (``intake ban lift``, audited ``unbanned``) ends it, and a running ``serve`` sees the
+  lift at its next connection (it asks the file whether it changed while it holds a
+  block). Addresses in ``trusted_networks`` are never scored nor blocked.
 - ``account_attack_failures`` wrong passwords at one account within ``ban_window``, from
   any addresses, mark it attacked: audited ``account.attacked`` once per window, and each
   password attempt at it waits ``account_attack_delay`` seconds before it is checked. The
   wait is bounded and per attempt: the right password still logs in, and no thread
   waits longer than that delay.
+- Connections that end before any login attempt are scored one by one and audited per
+  network (``prelogin.PreLoginDigest``); ``tick`` (the listeners, about every second)
+  ends the waits that lasted too long and writes the digest's due summaries.
 - At most ``max_concurrent_hashes`` password checks run at once: a burst of logins
   queues instead of exhausting CPU and memory.
 - Bookkeeping is bounded: expired scores are pruned as they are met, and all of them once
@@ -32,19 +57,36 @@ Rules (shared by SFTP and FTPS, so a client cannot dodge a rule by switching pro
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import ipaddress
-import secrets
+import logging
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 from intake.adapters.audit.writer import AuditLog
+from intake.adapters.bans import KEEP, Ban, BanStore, BanStoreError
 from intake.core.clock import Clock, isoformat
 from intake.core.config import LimitsSection
+from intake.core.errors import NotFound, UsageError
+from intake.services.access.prelogin import PreLoginDigest
 
+log = logging.getLogger("intake.guard")
 PRUNE_AT = 10_000
+POINTS = 10  # points of one failure (a wrong password)
+NETWORK_MIN_ADDRESSES = 3
+
+
+class Cost(enum.IntEnum):
+    """What one failure adds to its address's and network's scores, in points."""
+
+    EVICTED = 0
+    NOAUTH = 1
+    AUTHFAIL = POINTS
+    UNKNOWN_ACCOUNT = 2 * POINTS
 
 
 def network_of(ip: str, v4_prefix: int, v6_prefix: int) -> str:
@@ -57,6 +99,35 @@ def network_of(ip: str, v4_prefix: int, v6_prefix: int) -> str:
         address = address.ipv4_mapped
     prefix = v4_prefix if address.version == 4 else v6_prefix
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+def parse_source(text: str) -> str:
+    """An address or a network as the guard names it (``UsageError`` if neither)."""
+    text = text.strip()
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise UsageError(f"not an address or a network: {text!r}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a connection is refused; ``until`` when it is blocked."""
+
+    reason: str
+    until: _dt.datetime | None = None
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class Waiting:
+    """``admit``'s answer for a connection put in the waiting room."""
 
 
 class Slot:
@@ -87,40 +158,84 @@ class Slot:
             self._close()
 
 
+class _Waiter:
+    """A connection in the waiting room: its socket is held by the listener's closures."""
+
+    __slots__ = ("close", "cut", "ip", "network", "owner", "since", "start")
+
+    def __init__(
+        self,
+        ip: str,
+        network: str,
+        close: Callable[[], None],
+        start: Callable[[Slot], None],
+        cut: Callable[[Refusal], None],
+        owner: object,
+    ) -> None:
+        self.ip = ip
+        self.network = network
+        self.close = close
+        self.start = start
+        self.cut = cut
+        self.owner = owner
+        self.since = time.monotonic()
+
+
 class _Score:
-    """Failure times within a window, and whether the window already raised its alarm."""
+    """Failures within a window (time, points, address), and whether it raised its alarm."""
 
     __slots__ = ("raised_until", "times")
 
     def __init__(self) -> None:
-        self.times: deque[_dt.datetime] = deque()
+        self.times: deque[tuple[_dt.datetime, int, str]] = deque()
         self.raised_until: _dt.datetime | None = None
 
-    def add(self, now: _dt.datetime, window: _dt.timedelta) -> int:
-        self.times.append(now)
-        return self.count(now, window)
+    def add(self, now: _dt.datetime, window: _dt.timedelta, points: int = 1, ip: str = "") -> int:
+        self.times.append((now, points, ip))
+        return self.points(now, window)
+
+    def points(self, now: _dt.datetime, window: _dt.timedelta) -> int:
+        while self.times and now - self.times[0][0] > window:
+            self.times.popleft()
+        return sum(p for _, p, _ in self.times)
 
     def count(self, now: _dt.datetime, window: _dt.timedelta) -> int:
-        while self.times and now - self.times[0] > window:
-            self.times.popleft()
+        self.points(now, window)
         return len(self.times)
+
+    def addresses(self) -> int:
+        return len({ip for _, _, ip in self.times})
+
+
+Start = tuple[_Waiter, Slot]
 
 
 class Guard:
-    def __init__(self, limits: LimitsSection, clock: Clock, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        limits: LimitsSection,
+        clock: Clock,
+        audit: AuditLog,
+        store: BanStore | None = None,
+    ) -> None:
         self._limits = limits
         self._clock = clock
         self._audit = audit
+        self._store = store
+        self.digest = PreLoginDigest(audit, clock)
         self._lock = threading.Lock()
         self._connections: dict[str, int] = defaultdict(int)
         self._total = 0
         self._startups: dict[str, list[Slot]] = {}  # network -> its unauthenticated slots
         self._startup_count = 0
+        self._waiting: list[_Waiter] = []
         self._scores: dict[str, _Score] = {}  # address or network -> failures
         self._account_scores: dict[str, _Score] = {}
         self._account_sources: dict[str, set[str]] = defaultdict(set)
-        self._banned_until: dict[str, _dt.datetime] = {}
+        self._bans: dict[str, Ban] = {}  # current and recent blocks (for their length)
+        self._trusted = [ipaddress.ip_network(n) for n in limits.trusted_networks]
         self._hashing = threading.BoundedSemaphore(limits.max_concurrent_hashes)
+        self._load()
 
     @property
     def _window(self) -> _dt.timedelta:
@@ -129,61 +244,244 @@ class Guard:
     def network(self, ip: str) -> str:
         return network_of(ip, self._limits.ipv4_network_prefix, self._limits.ipv6_network_prefix)
 
-    # -- bans ------------------------------------------------------------------------
+    def trusted(self, ip: str) -> bool:
+        """True for an address in ``trusted_networks``: never scored, never blocked."""
+        if not self._trusted:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self._trusted)
+
+    # -- blocks ----------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self._store is None:
+            return
+        try:
+            self._bans = {ban.key: ban for ban in self._store.all()}
+            self._store.changed()  # the version to compare with from now on
+        except BanStoreError as exc:
+            log.error("%s; blocks are kept in memory only", exc)
+
+    def _sync_locked(self, now: _dt.datetime) -> None:
+        """While a block holds, take in another process's changes (a lift) first."""
+        if self._store is None or not any(b.active(now) for b in self._bans.values()):
+            return
+        try:
+            if not self._store.changed():
+                return
+            stored = {ban.key: ban for ban in self._store.all()}
+        except BanStoreError as exc:
+            log.error("%s; blocks are kept in memory only", exc)
+            return
+        for key in [k for k in self._bans if k not in stored]:
+            del self._bans[key]
+            self._scores.pop(key, None)
+        self._bans.update(stored)
 
     def banned(self, ip: str) -> bool:
         with self._lock:
-            return self._ban_reason_locked(ip, self.network(ip)) is not None
+            now = self._clock.now()
+            self._sync_locked(now)
+            return self._block_locked(ip, self.network(ip), now) is not None
 
-    def _ban_reason_locked(self, ip: str, network: str) -> str | None:
-        now = self._clock.now()
+    def _block_locked(self, ip: str, network: str, now: _dt.datetime) -> Refusal | None:
+        if self.trusted(ip):
+            return None
         for key, reason in ((ip, "address banned"), (network, "network banned")):
-            until = self._banned_until.get(key)
-            if until is None:
-                continue
-            if now < until:
-                return reason
-            del self._banned_until[key]
+            ban = self._bans.get(key)
+            if ban is not None and ban.active(now):
+                return Refusal(reason, ban.until)
         return None
+
+    def bans(self) -> list[Ban]:
+        """The blocks in force now, as the store has them (for ``intake ban list``)."""
+        now = self._clock.now()
+        if self._store is not None:
+            rows = self._store.all()
+        else:
+            with self._lock:
+                rows = list(self._bans.values())
+        return [ban for ban in rows if ban.active(now)]
+
+    def lift(self, text: str, protocol: str = "cli") -> Ban:
+        """End the block of an address or network at once; audited ``unbanned``."""
+        key = parse_source(text)
+        now = self._clock.now()
+        current = {ban.key: ban for ban in self.bans()}
+        ban = current.get(key)
+        if ban is None:
+            raise NotFound(f"{key} is not blocked")
+        # Fail closed: no record, no lift (``AuditUnavailable`` leaves the block).
+        self._audit.record(
+            "unbanned",
+            ip=key,
+            protocol=protocol,
+            reason="block lifted by the operator",
+            since=isoformat(ban.since),
+            until=isoformat(ban.until),
+            lifted=isoformat(now),
+        )
+        if self._store is not None:
+            self._store.remove(key)
+        with self._lock:
+            self._bans.pop(key, None)
+            self._scores.pop(key, None)
+        return ban
 
     # -- connection slots ------------------------------------------------------------
 
-    def admit(self, ip: str, close: Callable[[], None]) -> Slot | str:
-        """A new connection from ``ip``: its ``Slot``, or why it is refused.
+    def admit(
+        self,
+        ip: str,
+        close: Callable[[], None],
+        start: Callable[[Slot], None] | None = None,
+        cut: Callable[[Refusal], None] | None = None,
+        owner: object = None,
+    ) -> Slot | Refusal | Waiting:
+        """A new connection from ``ip``: its ``Slot``, why it is refused, or ``Waiting``.
 
-        ``close`` ends the connection (from another thread) if it is evicted later.
+        ``close`` ends the connection (from another thread) if it is evicted later. With
+        ``start`` and ``cut`` it may wait: the guard later calls ``start`` with its slot
+        (from the thread that freed one) or ``cut`` with the reason it was not admitted.
         """
         network = self.network(ip)
         victim: Slot | None = None
+        displaced: _Waiter | None = None
+        now = self._clock.now()
         with self._lock:
-            refusal = self._ban_reason_locked(ip, network)
+            self._sync_locked(now)
+            refusal = self._block_locked(ip, network, now)
             if refusal is not None:
                 return refusal
             if self._total >= self._limits.max_connections:
-                return "too many connections"
+                return Refusal("too many connections")
             if self._connections[ip] >= self._limits.max_connections_per_ip:
-                return "too many connections from this address"
-            held = len(self._startups.get(network, ()))
-            if held >= self._limits.max_startups_per_network:
-                return "too many unauthenticated connections from this network"
-            start, rate, full = self._limits.max_startups
-            pending = self._startup_count
-            if pending >= full:
-                if held:
-                    return "too many unauthenticated connections"
-                victim = self._evict_locked()
-            elif pending >= start and held:
-                chance = rate + (100 - rate) * (pending - start) / max(1, full - start)
-                if secrets.randbelow(10_000) < chance * 100:
-                    return "too many unauthenticated connections (early drop)"
-            slot = Slot(self, ip, network, close)
-            self._connections[ip] += 1
-            self._total += 1
-            self._startups.setdefault(network, []).append(slot)
-            self._startup_count += 1
+                return Refusal("too many connections from this address")
+            decision = self._startup_decision_locked(network)
+            if decision == "wait":
+                if start is None or cut is None:
+                    return Refusal("too many unauthenticated connections")
+                room = self._limits.max_startups[2]
+                if len(self._waiting) >= room:
+                    displaced = self._displace_locked(network)
+                    if displaced is None:
+                        return Refusal("too many connections waiting from this network")
+                self._waiting.append(_Waiter(ip, network, close, start, cut, owner))
+                self._connections[ip] += 1
+                result: Slot | Waiting = Waiting()
+            else:
+                if decision == "evict":
+                    victim = self._evict_locked()
+                result = self._open_slot_locked(ip, network, close)
         if victim is not None:
             victim.evict()
+        if displaced is not None:
+            self._cut(displaced, Refusal("too many connections waiting from this network"))
+        return result
+
+    def _startup_decision_locked(self, network: str) -> str:
+        """``start``, ``evict`` (start, by evicting a flood's slot) or ``wait``."""
+        held = len(self._startups.get(network, ()))
+        if held >= self._limits.max_startups_per_network:
+            return "wait"
+        start, _rate, full = self._limits.max_startups
+        if self._startup_count >= full:
+            return "wait" if held else "evict"
+        if self._startup_count >= start and held:
+            return "wait"
+        return "start"
+
+    def _displace_locked(self, network: str) -> _Waiter | None:
+        """The waiting room is full: the place of the network holding more than its share."""
+        counts: dict[str, int] = defaultdict(int)
+        for waiter in self._waiting:
+            counts[waiter.network] += 1
+        heaviest = max(counts, key=lambda n: counts[n])
+        if counts[heaviest] <= counts.get(network, 0) + 1:
+            return None
+        oldest = next(w for w in self._waiting if w.network == heaviest)
+        self._remove_waiter_locked(oldest)
+        return oldest
+
+    def _remove_waiter_locked(self, waiter: _Waiter) -> None:
+        self._waiting.remove(waiter)
+        self._connections[waiter.ip] -= 1
+        if self._connections[waiter.ip] <= 0:
+            del self._connections[waiter.ip]
+
+    def _open_slot_locked(self, ip: str, network: str, close: Callable[[], None]) -> Slot:
+        slot = Slot(self, ip, network, close)
+        self._connections[ip] += 1
+        self._total += 1
+        self._startups.setdefault(network, []).append(slot)
+        self._startup_count += 1
         return slot
+
+    def _promote_locked(self) -> list[Start]:
+        """Give freed startup slots to waiting connections: fewest startups held first."""
+        started: list[Start] = []
+        while self._waiting and self._total < self._limits.max_connections:
+            ranked = sorted(
+                self._waiting, key=lambda w: (len(self._startups.get(w.network, ())), w.since)
+            )
+            chosen = next(
+                (w for w in ranked if self._startup_decision_locked(w.network) == "start"), None
+            )
+            if chosen is None:
+                break
+            self._waiting.remove(chosen)
+            slot = Slot(self, chosen.ip, chosen.network, chosen.close)
+            self._total += 1  # its address was counted while it waited
+            self._startups.setdefault(chosen.network, []).append(slot)
+            self._startup_count += 1
+            started.append((chosen, slot))
+        return started
+
+    def _started(self, started: list[Start]) -> None:
+        for waiter, slot in started:
+            try:
+                waiter.start(slot)
+            except Exception:
+                log.exception("a waiting connection from %s could not start", waiter.ip)
+                slot.release()
+
+    def _cut(self, waiter: _Waiter, refusal: Refusal) -> None:
+        try:
+            waiter.cut(refusal)
+        except Exception:
+            log.exception("a waiting connection from %s could not be closed", waiter.ip)
+
+    def waiting(self) -> int:
+        """Connections in the waiting room now (for tests and the operator's view)."""
+        with self._lock:
+            return len(self._waiting)
+
+    def tick(self) -> None:
+        """End the waits that lasted ``prelogin_wait``; write the digest's due summaries."""
+        limit = time.monotonic() - self._limits.prelogin_wait
+        with self._lock:
+            expired = [w for w in self._waiting if w.since <= limit]
+            for waiter in expired:
+                self._remove_waiter_locked(waiter)
+            started = self._promote_locked()
+        self._started(started)
+        for waiter in expired:
+            self._cut(waiter, Refusal("no unauthenticated slot freed in time"))
+        self.digest.flush()
+
+    def stop_waiting(self, owner: object) -> None:
+        """Close every connection ``owner`` (a listener that stops) left waiting."""
+        with self._lock:
+            mine = [w for w in self._waiting if w.owner is owner]
+            for waiter in mine:
+                self._remove_waiter_locked(waiter)
+        for waiter in mine:
+            self._cut(waiter, Refusal("server shutting down"))
 
     def _evict_locked(self) -> Slot | None:
         """The oldest unauthenticated slot of the network holding most, taken out of count."""
@@ -206,9 +504,12 @@ class Guard:
 
     def _logged_in(self, slot: Slot) -> None:
         with self._lock:
+            started: list[Start] = []
             if not slot.authenticated:
                 slot.authenticated = True
                 self._drop_startup_locked(slot)
+                started = self._promote_locked()
+        self._started(started)
 
     def _release(self, slot: Slot) -> None:
         with self._lock:
@@ -217,6 +518,8 @@ class Guard:
             self._connections[slot.ip] -= 1
             if self._connections[slot.ip] <= 0:
                 del self._connections[slot.ip]
+            started = self._promote_locked()
+        self._started(started)
 
     def startups(self) -> int:
         """Unauthenticated connections now (for tests and the operator's view)."""
@@ -234,37 +537,31 @@ class Guard:
             score = table[key] = _Score()
         return score
 
-    def login_failed(self, ip: str, protocol: str, account: str | None = None) -> None:
-        """One failed login (or a connection that ended without one) from ``ip``.
+    def ended_before_login(self, ip: str, protocol: str, reason: str, evicted: bool) -> None:
+        """A connection ended before any login attempt: scored (unless evicted), digested."""
+        self.digest.note(ip, self.network(ip), protocol, reason)
+        if not evicted:
+            self.login_failed(ip, protocol, Cost.NOAUTH)
+
+    def login_failed(
+        self, ip: str, protocol: str, cost: int = Cost.AUTHFAIL, account: str | None = None
+    ) -> None:
+        """One failure from ``ip`` costing ``cost`` points (``Cost``).
 
         ``account`` is given for a wrong password at an existing account: it counts toward
         that account's attack score as well.
         """
         now = self._clock.now()
         network = self.network(ip)
-        bans: list[tuple[str, str, _dt.datetime]] = []
+        bans: list[Ban] = []
         attacked: tuple[int, int] | None = None
         with self._lock:
-            rules = [(ip, self._limits.max_login_failures, "failed logins")]
-            if network != ip:
-                rules.append(
-                    (network, self._limits.max_network_failures, "failed logins from this network")
-                )
-            for key, limit, what in rules:
-                score = self._score_locked(self._scores, key, now)
-                if score.add(now, self._window) < limit or key in self._banned_until:
-                    continue
-                until = now + _dt.timedelta(seconds=self._limits.ban_time)
-                self._banned_until[key] = until
-                score.times.clear()
-                bans.append((key, f"{limit} {what}", until))
+            if cost and not self.trusted(ip):
+                bans = self._score_failure_locked(ip, network, protocol, cost, now)
             if account is not None:
                 attacked = self._account_failed_locked(account, ip, now)
-        for key, reason, until in bans:
-            fields: dict[str, object] = {"ip": key, "protocol": protocol, "reason": reason}
-            if key == network and key != ip:
-                fields["network"] = network
-            self._audit.record("banned", until=isoformat(until), **fields)
+        for ban in bans:
+            self._record_ban(ban, network, now)
         if attacked is not None:
             failures, sources = attacked
             self._audit.record(
@@ -280,6 +577,69 @@ class Guard:
                     f"{self._limits.account_attack_delay} s"
                 ),
             )
+
+    def _score_failure_locked(
+        self, ip: str, network: str, protocol: str, cost: int, now: _dt.datetime
+    ) -> list[Ban]:
+        rules = [(ip, "address", self._limits.max_login_failures, 1)]
+        if network != ip:
+            rules.append(
+                (network, "network", self._limits.max_network_failures, NETWORK_MIN_ADDRESSES)
+            )
+        bans: list[Ban] = []
+        for key, kind, limit, addresses in rules:
+            score = self._score_locked(self._scores, key, now)
+            points = score.add(now, self._window, cost, ip)
+            current = self._bans.get(key)
+            if points < limit * POINTS or score.addresses() < addresses:
+                continue
+            if current is not None and current.active(now):
+                continue
+            blocks = 1
+            if current is not None and now - current.until < KEEP:
+                blocks = current.blocks + 1
+            first = min(self._limits.first_ban_time, self._limits.ban_time)
+            seconds = min(self._limits.ban_time, first * 2 ** min(blocks - 1, 30))
+            where = "this address" if kind == "address" else f"{score.addresses()} addresses"
+            ban = Ban(
+                key=key,
+                kind=kind,
+                reason=(
+                    f"{points / POINTS:g} failures from {where} within "
+                    f"{self._limits.ban_window} s (limit {limit})"
+                ),
+                protocol=protocol,
+                since=now,
+                until=now + _dt.timedelta(seconds=seconds),
+                failures=points / POINTS,
+                blocks=blocks,
+            )
+            self._bans[key] = ban
+            score.times.clear()
+            bans.append(ban)
+        if len(self._bans) > PRUNE_AT:
+            for stale in [k for k, b in self._bans.items() if now - b.until >= KEEP]:
+                del self._bans[stale]
+        return bans
+
+    def _record_ban(self, ban: Ban, network: str, now: _dt.datetime) -> None:
+        if self._store is not None:
+            try:
+                self._store.put(ban, now)
+            except BanStoreError as exc:
+                log.error("%s; this block is kept in memory only", exc)
+        fields: dict[str, object] = {"ip": ban.key, "protocol": ban.protocol, "reason": ban.reason}
+        if ban.kind == "network":
+            fields["network"] = network
+        seconds = round((ban.until - ban.since).total_seconds())
+        self._audit.record(
+            "banned",
+            until=isoformat(ban.until),
+            failures=ban.failures,
+            blocks=ban.blocks,
+            seconds=seconds,
+            **fields,
+        )
 
     def _account_failed_locked(
         self, account: str, ip: str, now: _dt.datetime

@@ -4,7 +4,9 @@ Rules:
 - A failed attempt is audited as ``login.failed`` with the address and the real reason
   (unknown account, disabled, wrong password, no accepted key, timeout); the client
   learns nothing. Key probes that fail are not failures by themselves (clients offer
-  every key of their agent); a connection that ends without a login is one failure.
+  every key of their agent). Each failure costs its address what the guard's ``Cost``
+  says: a wrong password or a session that named an account and never logged in one
+  failure, at an unknown account two.
 - ``login.ok`` is written by ``succeeded`` once the protocol says the session is
   authenticated (a public-key probe without signature is not a login).
 - Fail closed: a login whose ``login.ok`` cannot be written is refused (``succeeded``
@@ -13,8 +15,11 @@ Rules:
   before any hash is computed. An account under a distributed attack (the guard's
   ``account_delay``) makes each attempt at it wait first, outside the hashing bound; a
   wrong password at an existing account counts toward its attack score.
-- A connection that never completes a login is one failure for its address and network,
-  whatever it sent (OpenSSH's PerSourcePenalties ``noauth``): ``no_login`` audits it.
+- A connection that ends before any login attempt (no user name, no password, no key:
+  a client that refused the host key or the certificate, a scanner) costs a tenth of a
+  failure (OpenSSH's PerSourcePenalties ``noauth``), an eviction nothing; ``no_login``
+  hands it to the guard, which audits such connections per network and minute
+  (``prelogin.PreLoginDigest``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from intake.adapters.accounts import AccountStore
 from intake.adapters.audit.writer import AuditLog
 from intake.core.errors import AuditUnavailable
 from intake.core.model import Account
-from intake.services.access.guard import Guard
+from intake.services.access.guard import Cost, Guard
 
 log = logging.getLogger("intake.login")
 
@@ -44,6 +49,7 @@ class Authenticator:
         protocol: str,
         method: str,
         reason: str,
+        cost: int,
         guessed: bool = False,
     ) -> None:
         try:
@@ -52,7 +58,11 @@ class Authenticator:
             )
         except AuditUnavailable as exc:  # refused anyway; the guard still counts it
             log.error("login.failed not recorded: %s", exc)
-        self._guard.login_failed(ip, protocol, account=name if guessed else None)
+        self._guard.login_failed(ip, protocol, cost, account=name if guessed else None)
+
+    @staticmethod
+    def _cost(reason: str) -> int:
+        return Cost.UNKNOWN_ACCOUNT if reason == "unknown account" else Cost.AUTHFAIL
 
     def _why_refused(self, name: str) -> str:
         known = self._accounts.get(name)
@@ -64,7 +74,7 @@ class Authenticator:
 
     def password(self, name: str, password: str, ip: str, protocol: str) -> Account | None:
         if self._guard.banned(ip):
-            self._failed(name, ip, protocol, "password", "address banned")
+            self._failed(name, ip, protocol, "password", "address banned", Cost.AUTHFAIL)
             return None
         delay = self._guard.account_delay(name)
         if delay:
@@ -74,18 +84,26 @@ class Authenticator:
         if account is None:
             reason = self._why_refused(name) or "wrong password"
             guessed = reason in ("wrong password", "account disabled")
-            self._failed(name, ip, protocol, "password", reason, guessed=guessed)
+            self._failed(
+                name, ip, protocol, "password", reason, self._cost(reason), guessed=guessed
+            )
         return account
 
-    def failed_session(self, name: str | None, ip: str, protocol: str, reason: str) -> None:
-        """A connection ended without a login (timeout, no key accepted): one failure."""
+    def failed_session(
+        self, name: str | None, ip: str, protocol: str, reason: str, attempted: bool = True
+    ) -> None:
+        """A connection named an account and ended without a login (timeout, no key
+        accepted): one failure, two at an unknown account. ``attempted`` False (FTPS
+        ``USER`` refused before TLS: no password was read) costs as ``no_login``."""
         if name is not None:
             reason = self._why_refused(name) or reason
-        self._failed(name, ip, protocol, "session", reason)
+        cost = self._cost(reason) if attempted else Cost.NOAUTH
+        self._failed(name, ip, protocol, "session", reason, cost)
 
-    def no_login(self, name: str | None, ip: str, protocol: str, reason: str) -> None:
-        """A connection ended before any login attempt was judged: one failure (noauth)."""
-        self._failed(name, ip, protocol, "none", reason)
+    def no_login(self, ip: str, protocol: str, reason: str, evicted: bool = False) -> None:
+        """A connection ended before any login attempt: the guard scores it (a tenth of a
+        failure; an eviction nothing) and audits it with its network's others."""
+        self._guard.ended_before_login(ip, protocol, reason, evicted)
 
     def succeeded(self, account: Account, ip: str, protocol: str, method: str) -> None:
         """Record the login; ``AuditUnavailable`` means the front-end must refuse it."""
