@@ -11,6 +11,7 @@ import contextlib
 import ftplib
 import io
 import os
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -18,8 +19,10 @@ from pathlib import Path
 import pytest
 from paramiko.sftp import CMD_DATA, CMD_EXTENDED_REPLY, CMD_HANDLE, SFTP_FAILURE, SFTP_OK
 
+from intake.core import messages
 from intake.core.config import load
 from intake.core.errors import ConfigError
+from intake.core.messages import Say
 from intake.frontends.sftp.files import MAX_MESSAGE
 from intake.services.files import MAX_READ
 from tests.attacks import RawSftp
@@ -80,9 +83,10 @@ class TestOpenHandles:
             refusals = [r.status() for r in replies if r.kind != CMD_HANDLE]
             assert 8 == len(handles)
             assert {SFTP_FAILURE} == {code for code, _ in refusals}
-            assert "max_open_handles 8" in refusals[0][1]
+            assert messages.text(Say.TOO_MANY_FILES) == refusals[0][1]  # the member's words
             denied = [r for r in instance.audit("denied") if r["account"] == "mairie-a"]
             assert 1 == len(denied)
+            assert "max_open_handles 8" in str(denied[0]["reason"])  # the limit, for the audit
             raw.send(11, "/")  # OPENDIR counts too
             assert SFTP_FAILURE == raw.reply().status()[0]
             raw.close_handle(handles[0])
@@ -361,7 +365,8 @@ class TestSpecialFiles:
 
 class TestAccountLimitOverFtps:
     def test_an_open_sftp_file_counts_against_ftps_downloads(self, instance: TestInstance) -> None:
-        """max_account_open_files spans protocols: FTPS RETR is refused naming the limit."""
+        """max_account_open_files spans protocols: FTPS RETR is refused (the member reads
+        "too many open files", the audit names the limit)."""
         configure(instance, "max_account_open_files = 1")
         members(instance)
         instance.area("mairie-a").mkdir(parents=True)
@@ -371,8 +376,12 @@ class TestAccountLimitOverFtps:
             raw.open_read("/file.bak")
             handle = raw.handle(raw.reply())
             ftps = connect(server, "ftps", "mairie-a")
-            with pytest.raises(ftplib.error_perm, match="max_account_open_files"):
+            with pytest.raises(
+                ftplib.error_perm, match=re.escape(messages.text(Say.TOO_MANY_FILES))
+            ):
                 ftps.ftp.retrbinary("RETR /file.bak", lambda _: None)  # type: ignore[attr-defined]
+            denied = [r for r in instance.audit("denied") if r.get("account") == "mairie-a"]
+            assert "max_account_open_files" in str(denied[-1]["reason"])
             raw.close_handle(handle)
             assert SFTP_OK == raw.reply().status()[0]
             assert b"x" == ftps.download("/file.bak")

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from intake.core import messages
 from intake.core.clock import SystemClock
 from intake.core.config_values import parse_free_space
 from intake.core.errors import ConfigError
+from intake.core.messages import Say
 from intake.services.instance import init_instance
 from tests.clients import FtpsClient, Refused
 from tests.conftest import TestInstance, connect, running, wait_for, write_test_config
@@ -100,7 +102,7 @@ class TestDiskReserve:
                     with pytest.raises(ftplib.Error) as late:
                         client.ftp.voidresp()
                     reply = str(late.value)
-                assert "short of disk space" in reply
+                assert f"552 {messages.text(Say.DISK_FULL)}." in reply  # the member's words
             client.close()
             assert not (small.area("mairie-a") / "big.bak").exists()
             wait_for(lambda: not list((small.root / "data" / ".staging").iterdir()))

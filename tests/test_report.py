@@ -9,12 +9,21 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from intake.core.clock import isoformat
 from tests.browser import open_in_chromium
 from tests.clients import Missing, Refused, SftpClient
-from tests.conftest import PASSWORD, RunningServer, TestInstance, connect
+from tests.conftest import (
+    PASSWORD,
+    RunningServer,
+    TestInstance,
+    connect,
+    running,
+    wait_for,
+    write_test_config,
+)
 
 HOSTILE = "<img src=x onerror=alert(1)>.sql"
 DATA = b"pg_dump mairie-a" * 1000
@@ -120,7 +129,7 @@ class TestReport:
         assert all(r[6] == "vérifiée" for r in destroyed[1:])
         refused = page.sections["Tentatives refusées"]
         assert {"refusé", "connexion refusée"} <= {r[1] for r in refused[1:]}
-        assert any(r[2] == "delete" and r[3] == "/2026/base.zip" for r in refused[1:])
+        assert any(r[2] == "supprimer" and r[3] == "/2026/base.zip" for r in refused[1:])
         assert 1 <= len(page.sections["Connexions"]) - 1
         assert "intake audit verify-document" in dom
         assert 2 == dom.count("<svg")
@@ -163,6 +172,115 @@ class TestReport:
             done = instance.cli(*args)
             assert 2 == done.returncode, args
             assert "Traceback" not in done.stderr
+
+
+# Names a member may try: each refused and audited, each shown as a visible escape.
+TRICKY = {
+    "esc\x1b[31mred.sql": "esc\\x1b[31mred.sql",
+    "bell\x07.sql": "bell\\x07.sql",
+    "x\u202etxt.exe": "x\\u202etxt.exe",
+    "zero\u200bwidth.sql": "zero\\u200bwidth.sql",
+}
+RAW_CONTROLS = [chr(c) for c in range(32) if chr(c) not in "\n"] + ["\x7f", "\u202e", "\u200b"]
+
+
+class TestWhatTheDpoReads:
+    def test_probes_apart_french_labels_paris_time(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """rclone's hash probe (an exec of ``md5sum``) and a chmod after an upload (lftp,
+        WinSCP) are counted as expected probes, not refusals; a delete stays a refusal,
+        labelled in French; times are Paris times with their offset; sizes in Ko."""
+        inst = server.instance
+        inst.add_account("mairie-a")
+        a = connect(server, "sftp", "mairie-a")
+        a.upload("/base.zip", DATA)
+        with pytest.raises(Refused):
+            a.chmod("/base.zip", 0o644)
+        with pytest.raises(Refused):
+            a.delete("/base.zip")
+        channel = a.transport.open_session()  # type: ignore[attr-defined]
+        with pytest.raises(paramiko.SSHException):
+            channel.exec_command("md5sum")  # what rclone sends; refused
+        a.close()
+        out = tmp_path / "r.html"
+        inst.cli("report", "--account", "mairie-a", "--out", str(out), check=True)
+        dom, console = open_in_chromium(out, tmp_path)
+        assert [] == console
+        page = parse(dom)
+        refused = page.sections["Tentatives refusées"][1:]
+        probes = page.sections["Sondes attendues des logiciels clients (pas des attaques)"][1:]
+        assert [("refusé", "supprimer", "/base.zip")] == [(r[1], r[2], r[3]) for r in refused]
+        assert "suppression refusée" in refused[0][4]
+        assert {"changer les droits ou la taille", "exécuter une commande md5sum"} == {
+            " ".join(r[1].split()) for r in probes
+        }
+        when = page.sections["Sauvegardes reçues et leur empreinte"][1][4]
+        assert when.endswith(("UTC+01:00", "UTC+02:00")), when
+        assert "15,6 Ko" in dom and "Kio" not in dom and "Mio" not in dom
+        assert "(ouverte)" not in dom and "toute la période enregistrée" in dom
+
+    def test_period_in_words(self, history: TestInstance) -> None:
+        """A whole month is named; other periods are written as dates in words."""
+        month = history.cli(
+            "report", "--all", "--since", "2026-11-01T00:00:00Z", "--until",
+            "2026-12-01T00:00:00Z", check=True,
+        ).stdout  # fmt: skip
+        assert "le mois de novembre 2026 (UTC)" in month
+        since = history.cli("report", "--all", "--since", "2026-03-05T00:00:00Z", check=True)
+        assert "depuis le 5 mars 2026 à 01:00 UTC+01:00" in since.stdout
+
+    def test_all_shows_unknown_names_and_blocks(
+        self, instance: TestInstance, tmp_path: Path
+    ) -> None:
+        """Failed logins under a name that is no account, and the block they bring, are in
+        the ``--all`` report (they belong to no member)."""
+        conf = write_test_config(instance.root)
+        conf.write_text(
+            conf.read_text().replace("max_login_failures = 50", "max_login_failures = 3")
+        )
+        instance.add_account("mairie-a")
+        with running(instance) as server:
+            for _ in range(4):
+                with pytest.raises(Exception):
+                    SftpClient(*server.sftp, "intrus", "guess")
+            wait_for(lambda: instance.audit("banned"))
+        out = tmp_path / "all.html"
+        instance.cli("report", "--all", "--out", str(out), check=True)
+        dom, console = open_in_chromium(out, tmp_path)
+        assert [] == console
+        section = "Hors comptes : blocages et connexions refusées sous un nom inconnu"
+        rows = parse(dom).sections[section][1:]
+        assert any(r[1] == "connexion refusée" and r[2] == "intrus" for r in rows)
+        assert any(r[1] == "adresse bloquée" and r[7] != "—" for r in rows), rows
+        assert any("compte inconnu" == r[4] for r in rows)
+
+    def test_control_and_bidi_characters_are_visible_escapes(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """Names with ESC, BEL, U+202E, U+200B tried by a member are refused and audited;
+        the report (in Chromium, as text), ``audit show`` and the file itself show visible
+        escapes and hold no raw control or bidi character."""
+        inst = server.instance
+        inst.add_account("mairie-a")
+        a = connect(server, "sftp", "mairie-a")
+        for name in TRICKY:
+            with pytest.raises((Refused, OSError)):
+                a.upload(f"/{name}", b"x")
+        a.close()
+        denied = {str(r.get("path")) for r in inst.audit("denied")}
+        assert {f"/{n}" for n in TRICKY} <= denied
+        out = tmp_path / "r.html"
+        inst.cli("report", "--account", "mairie-a", "--out", str(out), check=True)
+        raw = out.read_text(encoding="utf-8")
+        assert [] == [c for c in RAW_CONTROLS if c in raw]
+        dom, console = open_in_chromium(out, tmp_path)
+        assert [] == console
+        shown = {r[3] for r in parse(dom).sections["Tentatives refusées"][1:]}
+        assert {f"/{v}" for v in TRICKY.values()} <= shown
+        listing = inst.cli("audit", "show", "--event", "denied", check=True).stdout
+        assert [] == [c for c in RAW_CONTROLS if c in listing]
+        assert all(v in listing for v in TRICKY.values())
 
 
 class TestMonthlyReports:

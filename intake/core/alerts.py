@@ -11,7 +11,9 @@ Rules:
 - Every message is in French (what happened, when, which files, what to check) with an
   English tag in the subject; short, and it never carries a secret (alerts are built
   from audit records, which never hold one).
-- Header values are made single-line here: no client-supplied text can add a header.
+- Header values are made single-line here: no client-supplied text can add a header,
+  and every value is shown by the one rule of ``intake.core.visible`` (``\\x1b``,
+  ``\\u202e``): a name never reorders or hides text in a mail.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intake.core.clock import isoformat, parse_iso
+from intake.core.visible import visible
 
 MAX_FILES_LISTED = 50
 MAX_VALUE_CHARS = 300
@@ -152,9 +155,9 @@ LABELS = {
 
 
 def one_line(value: object, limit: int = MAX_VALUE_CHARS) -> str:
-    """A value made safe for one line of a message or a header."""
-    text = str(value)
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    """A value made safe for one line of a message or a header: control, format and bidi
+    characters as visible escapes (``intake.core.visible``, the rule of every reader)."""
+    text = visible(str(value))
     return text if len(text) <= limit else text[:limit] + "..."
 
 

@@ -56,6 +56,7 @@ class ServerSection:
     organisation: str = ""  # who runs the service, on connection cards
     contact: str = ""  # how members reach the agency (phone, e-mail), on connection cards
     banner: str = DEFAULT_BANNER  # SSH pre-login banner and FTPS welcome (lines: "\n")
+    lang: str = "fr"  # what members read from the server (FTPS replies, SFTP statuses)
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ public_sftp_port = 0              # the ports members connect to when the servic
 public_ftps_port = 0              # published behind NAT on other ports (0: the listen port)
 organisation = ""                 # who runs the service, e.g. "Agence technique départementale"
 contact = ""                      # e.g. "04 70 00 00 00 - assistance@example.fr"
+lang = "fr"                       # the language of every reply members read: "fr" or "en"
 # banner = "..."                  # shown before login (SSH banner, FTPS 220 welcome); lines
                                   # split by "\\n". Default: a French text saying who runs
                                   # the service and that every access is traced.
@@ -433,6 +435,7 @@ _CHOICES = {
     "sweeper.forward_verify": ("size", "sha256"),
     "alerts.smtp_tls": ("starttls", "tls", "none"),
     "reports.lang": ("fr", "en"),
+    "server.lang": ("fr", "en"),
 }
 
 

@@ -79,12 +79,16 @@ class Denied(IntakeError):
 
 
 class LimitExceeded(IntakeError):
-    """A limit refuses the request; ``str()`` is safe to show the client (names the limit)."""
+    """A limit refuses the request: ``str()`` names the limit (for the operator and the
+    audit); the client is told the text of ``say`` (quota, file too large...)."""
 
-    def __init__(self, message: str, operation: str = "", path: str = "") -> None:
+    def __init__(
+        self, message: str, operation: str = "", path: str = "", say: Say = Say.DENIED
+    ) -> None:
         super().__init__(message)
         self.operation = operation
         self.path = path
+        self.say = say
 
 
 class NoSpace(IntakeError):

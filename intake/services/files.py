@@ -17,7 +17,8 @@ Rules:
 - A member's ``/.receipts/`` is served by ``intake.services.documents.receipts`` (list, stat, read);
   authz refuses every other operation there, so it is audited like any refusal. A
   receipt's download is audited like a file's.
-- Limits (``[limits]``), each refusal a ``LimitExceeded`` whose text names the limit:
+- Limits (``[limits]``), each refusal a ``LimitExceeded`` whose text names the limit (for
+  the audit) and whose ``say`` is what the client reads (``intake.core.messages``):
   a session holds at most ``max_open_handles`` files and folders open, an account at most
   ``max_account_open_files`` files over all its sessions (``Budget``); past either, opens
   are refused and ONE ``denied`` is audited per burst (until a handle is closed again).
@@ -232,19 +233,24 @@ class Upload:
         """Why this write is refused by a limit (the reason for the audit), or None."""
         limits = self._session.budget.limits
         if offset + length > limits.max_file_size:
+            self.failure_say = Say.TOO_BIG
             return f"file larger than max_file_size ({limits.max_file_size} bytes)"
         try:
             self._extent.check(offset, length)
         except ValueError as exc:
+            self.failure_say = Say.SPARSE
             return f"sparse write refused: {exc}"
         grown = offset + length - self._extent.end
         space = self._session.budget.below_reserve(grown)
         if space is not None:
             self._space = space
+            self.failure_say = Say.DISK_FULL
             return reserve_reason(space)
         refusal = self._session.budget.arrive(self._session.account.name, grown)
         if refusal is None and grown > 0:
             self._counted += grown
+        elif refusal is not None:
+            self.failure_say = Say.QUOTA
         return refusal
 
     def write(self, offset: int, data: bytes) -> None:
@@ -274,7 +280,7 @@ class Upload:
     def _refusal(self) -> LimitExceeded:
         """What the client is told: the limit, or that the server is short of space."""
         text = NO_SPACE_TEXT if self._space is not None else f"upload refused: {self.failed}"
-        return LimitExceeded(text, Op.UPLOAD.value, self.path)
+        return LimitExceeded(text, Op.UPLOAD.value, self.path, self.failure_say)
 
     def close(self) -> None:
         """The client closed the file: it is received, or ``Denied`` if its name was taken,
@@ -417,7 +423,7 @@ class FileSession:
         if not self._over_limit:
             self._over_limit = True
             self._audit("denied", operation=op.value, path=text, reason=reason)
-        return LimitExceeded(reason, op.value, text)
+        return LimitExceeded(reason, op.value, text, Say.TOO_MANY_FILES)
 
     def _check_handles(self, op: Op, text: str) -> None:
         limit = self.budget.limits.max_open_handles
@@ -563,7 +569,7 @@ class FileSession:
                 self._deny(
                     Op.UPLOAD, text, reserve_reason(space), Say.DISK_FULL, **space_fields(space)
                 )
-                raise LimitExceeded(NO_SPACE_TEXT, Op.UPLOAD.value, text)
+                raise LimitExceeded(NO_SPACE_TEXT, Op.UPLOAD.value, text, Say.DISK_FULL)
             self.budget.measure(
                 self.account.name,
                 lambda: self._storage.area_usage(location.area, location.owner),
@@ -631,8 +637,9 @@ class FileSession:
         self._audit_times(text, mtime_ns, ignored)
         self._announce("times_set", self._storage.real_path(location), before, after)
 
-    def refuse(self, op: Op, client_path: str) -> Denied:
-        """Delete, rmdir, attribute changes, links: always refused, always audited."""
+    def refuse(self, op: Op, client_path: str, **extra: str) -> Denied:
+        """Delete, rmdir, attribute changes, links: always refused, always audited
+        (``extra``: more fields for the record, such as the ``attributes`` asked for)."""
         try:
             text = to_text(normalize(client_path))
         except InvalidName:
@@ -642,6 +649,7 @@ class FileSession:
             text,
             authz.NEVER_REASONS.get(op, f"{op.value} refused"),
             authz.NEVER_SAY.get(op, Say.DENIED),
+            **extra,
         )
 
     def refused(

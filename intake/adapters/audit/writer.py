@@ -12,7 +12,8 @@ Rules:
   ``sha256``, ``reason``, ...).
 - Client-supplied strings are escaped: the JSON is pure ASCII (``\\uXXXX`` for anything
   else, control characters included) and long values are cut, so no client can forge a
-  line or flood the file. Human output re-escapes on display (``display``).
+  line or flood the file. Human output re-escapes on display (``display``, the one rule
+  of ``intake.core.visible``).
 - Secrets are never written: fields whose name says secret are dropped before rendering.
 - No global structlog configuration: each ``AuditLog`` has its own pipeline
   (``structlog_seam.audit_logger``), so tests and several instances in one process never
@@ -39,6 +40,7 @@ from intake.adapters.audit.chain import (
 )
 from intake.adapters.logs import structlog_seam
 from intake.core.clock import Clock, isoformat
+from intake.core.visible import visible
 
 log = logging.getLogger("intake.audit")
 
@@ -205,6 +207,7 @@ def read_records(log_dir: Path) -> Iterator[dict[str, Any]]:
 
 
 def display(value: Any) -> str:
-    """A field value made safe for a terminal: control and non-ASCII chars escaped."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text.encode("unicode_escape").decode("ascii")
+    """A field value made safe for a person (terminal, mail, HTML before its own escaping):
+    control, format and bidi characters escaped by the one rule, ``intake.core.visible``."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return visible(text)

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 
 from intake.adapters.logs import structlog_seam
 from intake.adapters.logs.noise import NoiseLog
+from intake.core.visible import visible
 
 _lock = threading.Lock()
 _by_thread: dict[int, Session] = {}
@@ -122,7 +123,7 @@ def _escape_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapp
     """On a terminal, a client-supplied string in a message cannot drive the terminal."""
     event = event_dict.get("event")
     if isinstance(event, str) and not event.isprintable():
-        event_dict["event"] = event.encode("unicode_escape").decode("ascii")
+        event_dict["event"] = visible(event)  # the one rule (``intake.core.visible``)
     return event_dict
 
 

@@ -16,6 +16,122 @@ TEXTS: dict[str, dict[str, str]] = {
         "fr": "Dépôt de vos sauvegardes : fiche de connexion",
         "en": "Depositing your backups: connection card",
     },
+    "title_technician": {
+        "fr": "Accès technicien aux sauvegardes : fiche de connexion",
+        "en": "Technician access to the backups: connection card",
+    },
+    "title_auditor": {
+        "fr": "Accès auditeur au journal d'audit : fiche de connexion",
+        "en": "Auditor access to the audit log: connection card",
+    },
+    "fp_tls_sha1": {
+        "fr": "FTPS, la même en SHA-1 (affichée par lftp)",
+        "en": "FTPS, the same in SHA-1 (as lftp shows it)",
+    },
+    "s_trust": {
+        "fr": "Si vous utilisez le FTPS : faire confiance au certificat du serveur",
+        "en": "If you use FTPS: trusting the server's certificate",
+    },
+    "trust_intro": {
+        "fr": "Notre certificat n'est pas signé par une autorité connue de votre logiciel : "
+        "il faut lui dire de faire confiance à celui-ci, après avoir vérifié son empreinte "
+        "(point 2).",
+        "en": "Our certificate is not signed by an authority your program knows: tell it to "
+        "trust this one, after checking its fingerprint (section 2).",
+    },
+    "trust_steps": {
+        "fr": "FileZilla : à la première connexion, la fenêtre « Certificat inconnu » "
+        "montre l'empreinte SHA-256 ; si elle est identique, cochez « Toujours faire "
+        "confiance à ce certificat pour les sessions futures », puis « OK ».\n"
+        "WinSCP : la fenêtre d'avertissement sur le certificat montre l'empreinte SHA-256 ; "
+        "si elle est identique, cliquez sur « Oui » (WinSCP s'en souvient).\n"
+        "lftp : il refuse d'abord en affichant l'empreinte SHA-1 entre parenthèses ; si "
+        "elle est celle de cette fiche, ajoutez à ~/.lftprc la ligne « set "
+        "ssl:verify-certificate/{sha1} no » (avec « set ftp:ssl-force true » et « set "
+        "ftp:ssl-protect-data true »).\n"
+        "curl et rclone : enregistrez le certificat avec « openssl s_client -connect "
+        "{host}:{ftps_port} -starttls ftp < /dev/null | openssl x509 -out intake.crt », "
+        "vérifiez « openssl x509 -in intake.crt -noout -fingerprint -sha256 » (point 2), "
+        "puis curl --ssl-reqd --cacert intake.crt, et pour rclone la variable "
+        "SSL_CERT_FILE=intake.crt (type ftp, explicit_tls = true).",
+        "en": "FileZilla: on the first connection, the 'Unknown certificate' window shows "
+        "the SHA-256 fingerprint; if it is the same, tick 'Always trust this certificate in "
+        "future sessions', then 'OK'.\n"
+        "WinSCP: the certificate warning shows the SHA-256 fingerprint; if it is the same, "
+        "click 'Yes' (WinSCP remembers it).\n"
+        "lftp: it first refuses, showing the SHA-1 fingerprint in parentheses; if it is "
+        "this card's, add to ~/.lftprc the line 'set ssl:verify-certificate/{sha1} no' "
+        "(with 'set ftp:ssl-force true' and 'set ftp:ssl-protect-data true').\n"
+        "curl and rclone: save the certificate with 'openssl s_client -connect "
+        "{host}:{ftps_port} -starttls ftp < /dev/null | openssl x509 -out intake.crt', check "
+        "'openssl x509 -in intake.crt -noout -fingerprint -sha256' (section 2), then curl "
+        "--ssl-reqd --cacert intake.crt, and for rclone the variable "
+        "SSL_CERT_FILE=intake.crt (type ftp, explicit_tls = true).",
+    },
+    "files_receipts_open": {
+        "fr": "Le dossier « .receipts » est caché : dans WinSCP, appuyez sur Ctrl+O "
+        "(« Ouvrir un répertoire ») et tapez /.receipts ; dans FileZilla, tapez /.receipts "
+        "dans le champ « Site distant » puis appuyez sur Entrée.",
+        "en": "The '.receipts' folder is hidden: in WinSCP, press Ctrl+O ('Open directory') "
+        "and type /.receipts; in FileZilla, type /.receipts in the 'Remote site' box and "
+        "press Enter.",
+    },
+    "s_technician": {
+        "fr": "5. Ce que vous voyez et ce que vous pouvez faire",
+        "en": "5. What you see and what you may do",
+    },
+    "tech_members": {
+        "fr": "/nom-de-l-adhérent/… : les sauvegardes de chaque adhérent, en lecture "
+        "seule. Téléchargez celle qu'il faut restaurer ; rien ne peut y être modifié ni "
+        "supprimé.",
+        "en": "/member-name/…: every member's backups, read-only. Download the one to "
+        "restore; nothing there can be changed or deleted.",
+    },
+    "tech_outbox": {
+        "fr": "/outbox/ : déposez ici ce qui doit partir chez l'éditeur. Le fichier lui est "
+        "transmis au prochain passage du balayeur, puis détruit ici une fois que l'éditeur "
+        "l'a reçu.",
+        "en": "/outbox/: put here what must go to the vendor. The file is sent at the next "
+        "sweep, then destroyed here once the vendor holds it.",
+    },
+    "tech_traced": {
+        "fr": "Chaque lecture d'une sauvegarde est enregistrée (qui, quoi, quand) et figure "
+        "dans le rapport d'audit de l'adhérent.",
+        "en": "Every read of a backup is recorded (who, what, when) and appears in the "
+        "member's audit report.",
+    },
+    "s_auditor": {
+        "fr": "5. Ce que vous voyez, et comment vérifier",
+        "en": "5. What you see, and how to verify it",
+    },
+    "audit_log": {
+        "fr": "/audit/ : le journal d'audit, un fichier par mois (audit-AAAA-MM.jsonl), en "
+        "lecture seule. Vous ne voyez aucun contenu de sauvegarde.",
+        "en": "/audit/: the audit log, one file per month (audit-YYYY-MM.jsonl), read-only. "
+        "You see no backup's content.",
+    },
+    "audit_reports": {
+        "fr": "/audit/reports/AAAA-MM/ : les rapports mensuels, un par adhérent, et "
+        "_all.html pour la synthèse ; ouvrez-les dans un navigateur, ils s'impriment sur A4.",
+        "en": "/audit/reports/YYYY-MM/: the monthly reports, one per member, and _all.html "
+        "for the summary; open them in a browser, they print on A4.",
+    },
+    "audit_verify": {
+        "fr": "Pour vérifier le journal hors du serveur : copiez le dossier /audit/, "
+        "demandez à l'agence la clé publique d'audit (fichier audit.pub, son identifiant "
+        "est ci-dessous), puis : intake audit verify --public-key audit.pub --log-dir "
+        "DOSSIER. Un certificat de destruction ou un reçu : intake audit verify-document "
+        "FICHIER --public-key audit.pub.",
+        "en": "To verify the log away from the server: copy the /audit/ folder, ask the "
+        "agency for the audit public key (file audit.pub, its id is below), then: intake "
+        "audit verify --public-key audit.pub --log-dir FOLDER. A destruction certificate "
+        "or a receipt: intake audit verify-document FILE --public-key audit.pub.",
+    },
+    "audit_key": {"fr": "Clé publique d'audit (identifiant)", "en": "Audit public key (id)"},
+    "outbox_keep": {
+        "fr": "Ce que vous déposez dans /outbox/ est détruit {keep} après sa réception.",
+        "en": "What you put in /outbox/ is destroyed {keep} after it is received.",
+    },
     "for": {"fr": "Pour", "en": "For"},
     "issued": {"fr": "Fiche éditée le", "en": "Issued on"},
     "disabled": {
@@ -55,10 +171,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "is the same, accept it. If it differs, do not accept, and call us: someone may be "
         "pretending to be our server.",
     },
-    "fp_winscp": {"fr": "SFTP, affichée par WinSCP", "en": "SFTP, as WinSCP shows it"},
+    "fp_winscp": {
+        "fr": "SFTP, clé {kind}, affichée par WinSCP",
+        "en": "SFTP, {kind} key, as WinSCP shows it",
+    },
     "fp_openssh": {
-        "fr": "SFTP, affichée par FileZilla, PuTTY et OpenSSH",
-        "en": "SFTP, as FileZilla, PuTTY and OpenSSH show it",
+        "fr": "SFTP, clé {kind}, affichée par FileZilla, PuTTY et OpenSSH",
+        "en": "SFTP, {kind} key, as FileZilla, PuTTY and OpenSSH show it",
     },
     "fp_tls": {
         "fr": "FTPS (certificat SHA-256), affichée par WinSCP et FileZilla",
@@ -180,8 +299,29 @@ _UNITS = {
 }
 
 
+# French typography: a no-break space before ":" and inside « », a narrow one before
+# ";", "?" and "!", so no line starts with ":" or ends with "«".
+_FRENCH_SPACES = (
+    (" :", "\u00a0:"),
+    (" ;", "\u202f;"),
+    (" ?", "\u202f?"),
+    (" !", "\u202f!"),
+    ("« ", "«\u00a0"),
+    (" »", "\u00a0»"),
+)
+
+
+def typography(text: str, lang: str) -> str:
+    """``text`` with French no-break spaces (``lang`` "fr"); other languages unchanged."""
+    if lang != "fr":
+        return text
+    for plain, tied in _FRENCH_SPACES:
+        text = text.replace(plain, tied)
+    return text
+
+
 def text(key: str, lang: str, **fields: object) -> str:
-    return TEXTS[key][lang].format(**fields)
+    return typography(TEXTS[key][lang].format(**fields), lang)
 
 
 def duration(value: Duration, lang: str) -> str:

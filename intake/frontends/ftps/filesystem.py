@@ -5,9 +5,10 @@ virtual path (cwd-joined, normalised), and every call goes to the session's ``Fi
 which locates, authorises, audits and acts. The fs holds no rule of its own.
 
 Rules:
-- An intake error becomes a ``FilesystemError`` with its member-facing text
-  (``intake.core.messages``, the same as over SFTP): pyftpdlib turns it into a 550 reply;
-  the detail is already in the audit log.
+- An intake error (a limit too) becomes a ``FilesystemError`` with its member-facing text
+  (``intake.core.messages``, the same as over SFTP): pyftpdlib turns it into a 550 reply,
+  which the control channel puts in ``[server] lang``; the detail is already in the audit
+  log.
 - Delete, rmdir, chmod and readlink are refused through ``FileSession.refuse``; times are
   set by ``MFMT``/``SITE UTIME`` in ``server.py``.
 - Uploads open through ``FileSession.open_upload`` (staging, write-once) and are neither
@@ -29,7 +30,7 @@ from pyftpdlib.filesystems import AbstractedFS
 from intake.adapters.storage import EntryStat
 from intake.core import messages
 from intake.core.authz import Op
-from intake.core.errors import IntakeError, InvalidName, LimitExceeded
+from intake.core.errors import IntakeError, InvalidName
 from intake.core.messages import Say
 from intake.core.paths import normalize, to_text
 from intake.services.files import Download, FileSession, Upload
@@ -45,9 +46,7 @@ def _call(action: Callable[..., T], *args: Any) -> T:
     """Run a FileSession call; intake errors become pyftpdlib's ``FilesystemError``."""
     try:
         return action(*args)
-    except LimitExceeded as exc:  # its text names the limit (too many open files...)
-        raise FilesystemError(str(exc)) from None
-    except IntakeError as exc:
+    except IntakeError as exc:  # a limit too: its ``say`` (the audit names the limit)
         raise FilesystemError(messages.for_error(exc)) from None
 
 
@@ -216,8 +215,8 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
     def rename(self, src: str, dst: str) -> None:
         _call(self.files.rename, src, dst)
 
-    def _refuse(self, op: Op, path: str) -> None:
-        raise FilesystemError(messages.for_error(self.files.refuse(op, path)))
+    def _refuse(self, op: Op, path: str, **extra: str) -> None:
+        raise FilesystemError(messages.for_error(self.files.refuse(op, path, **extra)))
 
     def remove(self, path: str) -> None:
         self._refuse(Op.DELETE, path)
@@ -226,7 +225,7 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
         self._refuse(Op.RMDIR, path)
 
     def chmod(self, path: str, mode: int) -> None:
-        self._refuse(Op.SETATTR, path)
+        self._refuse(Op.SETATTR, path, attributes="permissions")
 
     def readlink(self, path: str) -> str:
         self._refuse(Op.READLINK, path)

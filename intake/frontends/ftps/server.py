@@ -33,6 +33,9 @@ Rules (docs/pitfalls.md says why each exists):
   its login ends it from its own thread (its open upload becomes interrupted).
 - No class attribute of pyftpdlib is changed: ``FtpsService`` builds its own handler
   subclass, and pyftpdlib's global IOLoop and its logging setup are never used.
+- Every reply text comes from ``intake.core.messages`` in ``[server] lang``: intake's
+  own replies name a ``Say``; pyftpdlib's English ones are replaced in ``respond``
+  (``replies.translate``); the code is never changed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from intake.core.config import FtpsSection, Listen
 from intake.core.errors import AuditUnavailable, IntakeError, StartupError
 from intake.core.messages import Say
 from intake.core.model import Account
+from intake.frontends.ftps import replies
 from intake.frontends.ftps.filesystem import SessionFS
 from intake.frontends.ftps.tls import DataChannel, SessionOwners, TlsContexts, TlsMaterial
 from intake.frontends.listener import ThreadedListener
@@ -98,6 +102,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     tls_sessions: SessionOwners  # whose TLS session each live control connection holds
     login_timeout = 30
     require_session_reuse = True
+    lang = "fr"  # ``[server] lang``: the language of every reply
     # pyftpdlib's own instance state, declared for the type checker.
     authenticated: bool
     username: str
@@ -109,7 +114,6 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     abstracted_fs = SessionFS
     authorizer = _Rules()
     banner = ""  # ``[server] banner``, set by FtpsService
-    last_banner_line = "FTPS explicite : AUTH TLS requis (explicit FTPS, AUTH TLS required)."
     permit_foreign_addresses = False
     permit_privileged_ports = False
     use_sendfile = False
@@ -157,7 +161,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             for line in self.banner.splitlines():
                 if line.strip():
                     self.push(f"220-{line.strip()}\r\n")
-            self.respond(f"220 {self.last_banner_line}")
+            self.reply(220, Say.WELCOME)
 
     def _login_expired(self) -> None:
         if self.authenticated or self._closed:
@@ -167,7 +171,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         if self._ssl_accepting:
             self.close()
             return
-        self.respond("421 Login timeout.")
+        self.reply(421, Say.LOGIN_TIMEOUT)
         self.close_when_done()
 
     def _kick(self, reason: str) -> None:
@@ -215,11 +219,20 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self.tls_sessions.add(self, self.socket.master_key(), self.remote_ip, None)
         super().handle_ssl_established()
 
+    # -- replies: every text from the message table ----------------------------------
+
+    def respond(self, resp: str, logfun: Any = log.debug) -> None:
+        super().respond(replies.translate(resp, self.lang), logfun)
+
+    def reply(self, code: int, say: Say) -> None:
+        """Send ``code`` with the table's text for ``say`` in ``[server] lang``."""
+        self.respond(f"{code} {replies.text(say, self.lang)}")
+
     # -- commands --------------------------------------------------------------------
 
     def process_command(self, cmd: str, *args: Any, **kwargs: Any) -> None:
         if cmd in ("USER", "PASS") and not self._ssl_established:
-            self.respond("530 TLS required: use explicit FTPS (AUTH TLS) before logging in.")
+            self.reply(530, Say.TLS_REQUIRED)
             if cmd == "USER" and not self._login_audited:
                 self._login_audited = True
                 self.instance.auth.failed_session(
@@ -230,23 +243,23 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
 
     def ftp_USER(self, line: str) -> None:
         if self.authenticated:
-            self.respond("503 Already logged in; reconnect to log in as someone else.")
+            self.reply(503, Say.ALREADY_LOGGED_IN)
             return
         self._tried = line
         super().ftp_USER(line)
 
     def ftp_PASS(self, line: str) -> None:
         if self.authenticated:
-            self.respond("503 User already authenticated.")
+            self.reply(503, Say.ALREADY_LOGGED_IN)
             return
         if not self.username:
-            self.respond("503 Login with USER first.")
+            self.reply(503, Say.USER_FIRST)
             return
         # Runs in this connection's own thread: the hash never stalls another client.
         account = self.instance.auth.password(self.username, line, self.remote_ip, PROTOCOL)
         if account is None:
             self._login_audited = True
-            self.handle_auth_failed("Authentication failed.", "")
+            self.handle_auth_failed("", "")  # pyftpdlib's 530, its text from the table
             return
         self._login_audited = True
         if self.slot is not None:
@@ -258,7 +271,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
             self.instance.auth.succeeded(account, self.remote_ip, PROTOCOL, "password")
         except AuditUnavailable as exc:  # fail closed: no record, no session
             log.error("ftps login of %s refused: %s", display(account.name), exc)
-            self.respond("421 Service not available, closing control connection.")
+            self.reply(421, Say.UNAVAILABLE)
             self.close_when_done()
             return
         self.account = account
@@ -281,14 +294,14 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self.authenticated = True
         self.attempted_logins = 0
         self.fs = self.abstracted_fs("/", self)
-        self.respond("230 Login successful.")
+        self.reply(230, Say.LOGGED_IN)
 
     def ftp_STOR(self, file: str, mode: str = "w") -> str | None:
         if self._restart_position:
             self._restart_position = 0
             if self.files is not None:
                 self.files.refused("upload", "resume refused: an upload starts at byte 0", file)
-            self.respond(f"554 {messages.text(Say.RESUME)}.")
+            self.reply(554, Say.RESUME)
             return None
         result: str | None = super().ftp_STOR(file, mode)
         return result
@@ -296,18 +309,18 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     def _set_mtime(self, path: str, when: str, atime: str | None = None) -> str | None:
         """Set ``path``'s times from FTP time values; the reply's text, or None if refused."""
         if self.files is None:  # pyftpdlib sends MFMT/SITE only after a login; never trust it
-            self.respond("530 Log in with USER and PASS first.")
+            self.reply(530, Say.NOT_LOGGED_IN)
             return None
         try:
             mtime_ns = parse_ftp_time(when)
             atime_ns = None if atime is None else parse_ftp_time(atime)
         except ValueError:
-            self.respond("501 Invalid time: expected YYYYMMDDHHMMSS (UTC).")
+            self.reply(501, Say.BAD_TIME)
             return None
         try:
             self.files.set_times(path, atime_ns, mtime_ns)
         except IntakeError as exc:
-            self.respond(f"550 {messages.for_error(exc)}.")
+            self.respond(f"550 {messages.for_error(exc, self.lang)}.")
             return None
         return time.strftime("%Y%m%d%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
 
@@ -324,16 +337,16 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         elif len(words) >= 2:
             atime, mtime, path = None, words[0], line.split(" ", 1)[1].strip()
         else:
-            self.respond("501 Syntax: SITE UTIME YYYYMMDDHHMMSS path.")
+            self.reply(501, Say.BAD_TIME)
             return
         if self._set_mtime(self.fs.ftpnorm(path), mtime, atime) is not None:
-            self.respond("200 SITE UTIME OK.")
+            self.reply(200, Say.TIMES_SET)
 
     def ftp_MLSD(self, path: str) -> str | None:
         # pyftpdlib answers 501 for a missing folder; clients (rclone) expect 550 for
         # "not there" (501 stays for a file, as RFC 3659 says).
         if not self.fs.lexists(path):
-            self.respond(f"550 {messages.text(Say.NOT_FOUND)}.")
+            self.reply(550, Say.NOT_FOUND)
             return None
         listed: str | None = super().ftp_MLSD(path)
         return listed
@@ -373,15 +386,15 @@ class _ServerView:
         return True
 
 
-def _refuse(client: socket.socket, refusal: Refusal) -> None:
+def _refuse(client: socket.socket, refusal: Refusal, lang: str = "fr") -> None:
     if refusal.until is not None:
         until = refusal.until.astimezone(PARIS)
-        text = messages.text(Say.BLOCKED).format(
+        text = messages.text(Say.BLOCKED, lang).format(
             time=until.strftime("%H:%M:%S"), date=until.strftime("%d/%m/%Y")
         )
         client.sendall(f"421 {text}.\r\n".encode())
         return
-    client.sendall(b"421 Service not available, closing control connection.\r\n")
+    client.sendall(f"421 {replies.text(Say.UNAVAILABLE, lang)}\r\n".encode())
 
 
 class FtpsService:
@@ -392,7 +405,11 @@ class FtpsService:
         self._settings = settings
         self._handler: type[ControlChannel] | None = None
         self._listener = ThreadedListener(
-            "ftps", instance.guard, self._run, refuse=_refuse, metrics=instance.metrics
+            "ftps",
+            instance.guard,
+            self._run,
+            refuse=lambda client, refusal: _refuse(client, refusal, instance.config.server.lang),
+            metrics=instance.metrics,
         )
 
     def _tls_material(self) -> TlsMaterial:
@@ -410,6 +427,7 @@ class FtpsService:
             "login_timeout": self._settings.login_timeout,
             "timeout": self._settings.idle_timeout,
             "require_session_reuse": self._settings.require_session_reuse,
+            "lang": self._instance.config.server.lang,
             "banner": self._instance.config.server.banner,
             "passive_ports": range(low, high + 1),
             "masquerade_address": self._settings.masquerade_address or None,

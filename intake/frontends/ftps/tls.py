@@ -274,10 +274,7 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
         upload.abort(self._refusal or self.cmd_channel.end_reason or CUT_REASON)
         self.transfer_finished = False
         if said_complete:
-            self._resp = (
-                "426 Connection closed without TLS close_notify; upload not received.",
-                log.info,
-            )
+            self._resp = (f"426 {messages.text(Say.INTERRUPTED)}.", log.info)
 
     def close(self) -> None:
         if not self._settled and not self._closed:
@@ -292,8 +289,7 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
         upload = self.file_obj
         if isinstance(upload, UploadFile) and upload.refused_by_limit:
             # A limit (file size, quota, hole): 552 is FTP's "exceeded storage allocation".
-            reason = upload.refused_by_limit
-            self._resp = (f"552 Upload refused: {reason}; the file was not stored.", log.info)
+            self._resp = (f"552 {upload.failure_text}.", log.info)  # the audit names it
         elif isinstance(upload, UploadFile) and upload.failed:
             # The disk failed, not TLS: end the connection with a close_notify, so the
             # client keeps its TLS session usable for the next data connection.

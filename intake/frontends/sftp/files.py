@@ -3,7 +3,9 @@
 Rules:
 - Each request is one ``FileSession`` call; each intake error one SFTP status code
   (``Denied`` -> permission denied, ``NotFound`` -> no such file, anything else ->
-  failure) with the error's text from ``intake.core.messages`` (the same as over FTPS).
+  failure) with the error's text from ``intake.core.messages`` (the same as over FTPS),
+  in ``[server] lang``; a status without an error of its own takes the table's text for
+  its code (``STATUS_SAYS``), never paramiko's English.
   Unexpected exceptions are logged here (paramiko would hide them) and answered with a
   failure; the session goes on.
 - The client's requested modes on open/mkdir are ignored; remove, rmdir, symlink and
@@ -21,7 +23,7 @@ Rules:
   are advertised with the ``limits@openssh.com`` extension (OpenSSH's sftp then sizes its
   requests to them). paramiko's ``check-file`` extension (MD5/SHA-1 of any length of a
   file, in one request) is not offered. A refusal by a limit is a failure status whose
-  text names the limit.
+  text says which limit (quota, file size...); the audit record gives its value.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from paramiko.sftp import (
     CMD_INIT,
     CMD_VERSION,
     SFTP_BAD_MESSAGE,
+    SFTP_EOF,
     SFTP_FAILURE,
     SFTP_NO_SUCH_FILE,
     SFTP_OK,
@@ -52,6 +55,7 @@ from intake.adapters.storage import EntryStat
 from intake.core import messages
 from intake.core.authz import AttributeRequest, Op, attribute_request
 from intake.core.errors import Denied, IntakeError, LimitExceeded, NotFound
+from intake.core.messages import Say
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
 from intake.services.files import MAX_READ, Download, FileSession, Upload
@@ -109,6 +113,31 @@ def _decide(attr: paramiko.SFTPAttributes) -> tuple[Op | None, str, int | None, 
     return decision.op, decision.ignored, atime_ns, int(mtime or 0) * 1_000_000_000
 
 
+def _asked(attr: paramiko.SFTPAttributes) -> str:
+    """What a refused attribute change asked for (``permissions``, ``size,owner``...): the
+    report tells a client's habitual chmod after an upload from a truncation."""
+    flags: int = getattr(attr, "_flags", 0)
+    named = (
+        (attr.FLAG_SIZE, "size"),
+        (attr.FLAG_UIDGID, "owner"),
+        (attr.FLAG_PERMISSIONS, "permissions"),
+        (attr.FLAG_AMTIME, "times"),
+    )
+    return ",".join(name for flag, name in named if flags & flag)
+
+
+# The text of a status reply that has none of its own (every text from the one table).
+STATUS_SAYS = {
+    SFTP_OK: Say.SFTP_OK,
+    SFTP_EOF: Say.SFTP_EOF,
+    SFTP_NO_SUCH_FILE: Say.NOT_FOUND,
+    SFTP_PERMISSION_DENIED: Say.DENIED,
+    SFTP_FAILURE: Say.FAILED,
+    SFTP_BAD_MESSAGE: Say.SFTP_BAD_MESSAGE,
+    SFTP_OP_UNSUPPORTED: Say.SFTP_UNSUPPORTED,
+}
+
+
 def _status_of(exc: BaseException) -> int:
     if isinstance(exc, Denied):
         return SFTP_PERMISSION_DENIED
@@ -124,21 +153,23 @@ def _answer(method: Callable[..., R]) -> Callable[..., R | int]:
     def wrapper(*args: Any, **kwargs: Any) -> R | int:
         try:
             return method(*args, **kwargs)
-        except LimitExceeded as exc:
+        except LimitExceeded as exc:  # the audit names the limit; the member reads its say
             interface = getattr(args[0], "_interface", args[0])
-            interface.status_text = str(exc)  # the status reply names the limit
+            interface.status_text = messages.for_error(exc, interface.lang)
             return SFTP_FAILURE
         except IntakeError as exc:
             interface = getattr(args[0], "_interface", args[0])
-            interface.status_text = messages.for_error(exc)
+            interface.status_text = messages.for_error(exc, interface.lang)
             return _status_of(exc)
         except OSError as exc:
             log.warning("sftp %s failed: %s", method.__name__, exc)
-            getattr(args[0], "_interface", args[0]).status_text = messages.for_error(exc)
+            interface = getattr(args[0], "_interface", args[0])
+            interface.status_text = messages.for_error(exc, interface.lang)
             return SFTP_FAILURE
         except Exception as exc:
             log.exception("sftp %s crashed", method.__name__)
-            getattr(args[0], "_interface", args[0]).status_text = messages.for_error(exc)
+            interface = getattr(args[0], "_interface", args[0])
+            interface.status_text = messages.for_error(exc, interface.lang)
             return SFTP_FAILURE
 
     return wrapper
@@ -188,7 +219,7 @@ class IntakeSFTPHandle(paramiko.SFTPHandle):
         if op is None:
             return SFTP_OK
         if op is not Op.SETTIMES:
-            raise self._interface.files.refuse(op, self._target.path)
+            raise self._interface.files.refuse(op, self._target.path, attributes=_asked(attr))
         if isinstance(self._target, Upload):
             self._target.set_times(atime_ns, mtime_ns, ignored)
         else:
@@ -203,6 +234,7 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
         super().__init__(server, *args, **kwargs)
         self.connection = server
         self.status_text: str | None = None  # the text of the next status reply
+        self.lang = server.instance.config.server.lang  # of every text a status carries
         if server.account is None:
             raise paramiko.SSHException("sftp subsystem before authentication")
         self.files = FileSession(
@@ -254,7 +286,7 @@ class IntakeSFTPInterface(paramiko.SFTPServerInterface):
         if op is None:
             return SFTP_OK
         if op is not Op.SETTIMES:
-            raise self.files.refuse(op, path)
+            raise self.files.refuse(op, path, attributes=_asked(attr))
         self.files.set_times(path, atime_ns, mtime_ns, ignored)
         return SFTP_OK
 
@@ -314,7 +346,9 @@ class IntakeSFTPServer(paramiko.SFTPServer):
 
     def _send_status(self, request_number: int, code: int, desc: str | None = None) -> None:
         text, self.server.status_text = self.server.status_text, None
-        super()._send_status(request_number, code, desc or text)  # type: ignore[misc]
+        if not text:  # never paramiko's English ("Permission denied"...): the table's
+            text = messages.text(STATUS_SAYS.get(code, Say.FAILED), self.server.lang)
+        super()._send_status(request_number, code, text)  # type: ignore[misc]
 
     def _send_limits(self, request_number: int) -> None:
         msg = paramiko.Message()

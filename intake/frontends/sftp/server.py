@@ -94,6 +94,7 @@ PREFERRED_CIPHERS = (
 )
 MAX_CHANNELS = 4
 WINDOW_SIZE = 8 * 1024 * 1024  # paramiko's 2 MiB stalls OpenSSH's 64 outstanding writes
+MAX_COMMAND = 200  # bytes of a refused exec command kept in its audit record
 
 
 def load_host_keys(keys_dir: Path) -> list[paramiko.PKey]:
@@ -254,7 +255,7 @@ class IntakeServer(SftpConnection):
                 self.instance.sessions.register(self.live)
             return True
 
-    def _refuse(self, what: str) -> None:
+    def _refuse(self, what: str, **extra: str) -> None:
         self.instance.audit.record(
             "denied",
             account=self.account.name if self.account else self.tried,
@@ -262,6 +263,7 @@ class IntakeServer(SftpConnection):
             protocol=PROTOCOL,
             operation=what,
             reason=f"{what} refused: only the sftp subsystem is served",
+            **extra,
         )
 
     # -- authentication ------------------------------------------------------------
@@ -341,7 +343,9 @@ class IntakeServer(SftpConnection):
         return True
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
-        self._refuse("exec")
+        # The command is kept (cut) so the report can tell rclone's hash probes
+        # (``md5sum``, ``sha1sum``) from a real attempt to run something.
+        self._refuse("exec", command=command[:MAX_COMMAND].decode("utf-8", "replace"))
         return False
 
     def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:

@@ -13,12 +13,17 @@ Rules:
   FileZilla).
 - The retention sentence comes from the policy that would govern a new file of the
   account, so the card never promises what the policies do not do.
+- The certificate's SHA-1 too, in the upper-case colon form lftp prints when it does not
+  trust a certificate (``ssl:verify-certificate/<SHA-1> no`` trusts exactly that one).
+- An auditor's card carries the audit public key's id (what ``--public-key`` must match).
 - Never a password or a hash: the card names the login; the password travels apart.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import ssl
 from dataclasses import dataclass
 
 from intake.adapters import keys
@@ -29,6 +34,7 @@ from intake.core.durations import Duration
 from intake.core.errors import UsageError
 from intake.core.model import ArrivalState, Role
 from intake.core.policy import Then, choose
+from intake.services.documents import signed
 from intake.services.retention import load_policies
 
 
@@ -50,10 +56,12 @@ class CardFacts:
     host_keys: tuple[HostKeyPrint, ...]
     tls_upper: str | None
     tls_lower: str | None
+    tls_sha1: str | None  # upper-case colon hex, as lftp prints it
     keep: Duration | None  # 3 months; None when no destroy policy governs new files
     organisation: str
     contact: str
     issued: _dt.date
+    audit_key: str = ""  # the audit public key's id (auditors verify with it)
 
 
 class _NewFile:
@@ -76,6 +84,17 @@ def winscp_form(kind: str, bits: int, fingerprint: str) -> str:
     digest += "=" * (-len(digest) % 4)
     shown_bits = 255 if kind == "ssh-ed25519" else bits
     return f"{kind} {shown_bits} {digest}"
+
+
+def certificate_sha1(cfg: Config) -> str | None:
+    """The TLS certificate's SHA-1, ``AB:CD:...`` (lftp's form), or None without one."""
+    path = cfg.keys_dir / keys.TLS_CERT_FILE
+    try:
+        der = ssl.PEM_cert_to_DER_cert(path.read_text(encoding="ascii"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    digest = hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def gather(cfg: Config, accounts: AccountStore, name: str, now: _dt.datetime) -> CardFacts:
@@ -105,8 +124,10 @@ def gather(cfg: Config, accounts: AccountStore, name: str, now: _dt.datetime) ->
         host_keys=prints,
         tls_upper=cert.fingerprint if cert else None,
         tls_lower=cert.fingerprint.lower() if cert else None,
+        tls_sha1=certificate_sha1(cfg) if cert else None,
         keep=keep,
         organisation=cfg.server.organisation,
         contact=cfg.server.contact,
         issued=now.date(),
+        audit_key=signed.audit_signer(cfg).key_id if account.role is Role.AUDITOR else "",
     )

@@ -13,6 +13,14 @@ Rules:
   ``/<account>/...``), what was forwarded to the vendor, what was destroyed (with the
   signed certificate's fingerprint), its refused operations and failed logins, its logins.
   Receipts read under ``/.receipts/`` are not reads of a backup.
+- A refusal that members' clients make on their own, every time, is an expected client
+  probe (``is_probe``), counted apart from the real refusals: rclone's shell and hash
+  probes over SFTP (``exec`` of ``md5sum``, ``sha1sum``... and the session channels it
+  opens past the limit for them), lftp's and WinSCP's permission change after an upload
+  (a ``setattr`` of permissions alone). Anything else refused stays a refusal.
+- The summary (``--all``) also holds what concerns no account: failed logins with a
+  name that is no account (or none), blocks (``banned``/``unbanned``) and refusals
+  before a login (``outsiders``).
 - Only the audit files whose month can hold records of the period are read.
 """
 
@@ -69,6 +77,9 @@ class Fact:
     reason: str = ""
     size: int | None = None
     detail: str = ""  # method of a login, remote path of a forward, ...
+    command: str = ""  # the command of a refused exec
+    attributes: str = ""  # what a refused attribute change asked for ("permissions")
+    until: str = ""  # the end of a block (ISO-8601 UTC)
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class AccountReport:
     forwards: list[Fact] = field(default_factory=list)
     destructions: list[Destruction] = field(default_factory=list)
     refusals: list[Fact] = field(default_factory=list)
+    probes: list[Fact] = field(default_factory=list)  # expected client probes (``is_probe``)
     logins: list[Fact] = field(default_factory=list)
 
     @property
@@ -112,6 +124,7 @@ class Report:
     generated_at: _dt.datetime
     window: Window
     accounts: list[AccountReport]
+    outsiders: list[Fact] = field(default_factory=list)  # no account's: see the module rules
 
     def months(self) -> list[str]:
         """``YYYY-MM`` from the first fact (or ``since``) to ``until`` (or now), at most
@@ -121,6 +134,7 @@ class Report:
             moments += [e.received_at for e in a.backups]
             moments += [d.destroyed_at for d in a.destructions]
             moments += [f.at for f in (*a.reads, *a.logins, *a.refusals, *a.forwards)]
+        moments += [f.at for f in self.outsiders]
         first = self.window.since or (min(moments) if moments else self.generated_at)
         last = self.window.until - _dt.timedelta(microseconds=1) if self.window.until else None
         last = last or max([*moments, self.generated_at])
@@ -150,7 +164,32 @@ def _fact(record: dict[str, Any], at: _dt.datetime, path: str | None = None) -> 
         reason=_text(record.get("reason")),
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         detail=_text(record.get("method") or record.get("remote_path")),
+        command=_text(record.get("command")),
+        attributes=_text(record.get("attributes")),
+        until=_text(record.get("until")),
     )
+
+
+# What rclone runs over SFTP to learn the remote shell and its hash commands.
+PROBE_COMMANDS = frozenset(
+    {"echo ${ShellId}%ComSpec%", "md5sum", "md5 -r", "sha1sum", "sha1 -r", "sha256sum"}
+)
+
+
+def is_probe(record: dict[str, Any]) -> bool:
+    """A refusal members' clients make on their own, every time (see the module rules)."""
+    if record.get("event") != "denied" or record.get("protocol") != "sftp":
+        return False
+    operation = record.get("operation")
+    if operation == "exec":
+        command = _text(record.get("command")).strip()
+        return command in PROBE_COMMANDS or command.split(" ", 1)[0] in ("md5sum", "sha1sum")
+    if operation == "channel session":  # rclone's extra channels for those probes
+        return True
+    return operation == "setattr" and record.get("attributes") == "permissions"
+
+
+OUTSIDER_EVENTS = frozenset({"banned", "unbanned"})
 
 
 def _records(log_dir: Path, window: Window) -> Iterator[tuple[_dt.datetime, dict[str, Any]]]:
@@ -215,8 +254,10 @@ def _route(
     reports: dict[str, AccountReport],
     roles: dict[str, str],
     records: Iterable[tuple[_dt.datetime, dict[str, Any]]],
+    outsiders: list[Fact] | None = None,
 ) -> None:
-    """Hand each audit record to the account report(s) it concerns."""
+    """Hand each audit record to the account report(s) it concerns; what concerns no
+    account goes to ``outsiders`` when it is given (the summary)."""
     for at, record in records:
         event = record.get("event")
         account = _text(record.get("account"))
@@ -233,11 +274,16 @@ def _route(
             continue
         mine = reports.get(account)
         if mine is None:
+            if outsiders is not None and (
+                event in OUTSIDER_EVENTS
+                or (event in ("login.failed", "denied") and account not in roles)
+            ):
+                outsiders.append(_fact(record, at))
             continue
         if event == "login.ok":
             mine.logins.append(_fact(record, at))
-        elif event in ("login.failed", "denied"):
-            mine.refusals.append(_fact(record, at))
+        elif event in ("login.failed", "denied", "account.attacked"):
+            (mine.probes if is_probe(record) else mine.refusals).append(_fact(record, at))
         elif event == "forwarded":
             mine.forwards.append(_fact(record, at))
 
@@ -258,7 +304,8 @@ def gather(
     for name, report in reports.items():
         report.backups = [e for e in instance.catalog.entries(name) if e.received_at in window]
         report.destructions = _destructions(instance.catalog, name, window)
-    _route(reports, roles, _records(instance.config.log_dir, window))
+    outsiders: list[Fact] | None = [] if scope == "all" else None
+    _route(reports, roles, _records(instance.config.log_dir, window), outsiders)
     return Report(
         scope=scope,
         instance=instance.config.server.hostname,
@@ -266,6 +313,7 @@ def gather(
         generated_at=instance.clock.now(),
         window=window,
         accounts=[reports[name] for name in accounts],
+        outsiders=outsiders or [],
     )
 
 

@@ -5,18 +5,26 @@ Rules:
   font, no link to load. A Content-Security-Policy (``default-src 'none'``) makes a
   browser refuse anything else, so a slip shows up as a console error.
 - Every value that comes from the catalog or the audit log (names, paths, reasons, IPs)
-  goes through ``html.escape`` (``_e``); only our own strings and numbers are markup.
+  goes through ``_v``: first the one rule for client-chosen text (``intake.core.visible``:
+  control, format and bidi characters become visible escapes, so ``cat`` on the file never
+  drives a terminal and U+202E never reorders a name), then ``html.escape``. Only our own
+  strings (``_e``) and numbers are markup.
+- Operations, events and reasons are shown in the report's language (``text.py``); a
+  reason the table does not know is shown as recorded.
 - Prints on A4 (``@page``, table headers repeated, rows never split, colours kept).
-- Times are UTC, written ``2026-12-02 09:14:03 UTC`` in both languages; sizes in binary
-  units with the language's decimal mark.
+- Times are Paris times with their offset (``02/12/2026 10:14:03 UTC+01:00``; the audit
+  log and JSON stay UTC); the period is written in words. Sizes in units of 1024 with the
+  language's words (``Ko``, ``Mo`` in French; ``KiB``, ``MiB`` in English) and decimal mark.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import zoneinfo
 from collections.abc import Callable
 from html import escape
 
+from intake.core.visible import visible
 from intake.services.reports.charts import Series, bar_chart
 from intake.services.reports.data import AccountReport, Destruction, Fact, Report
 from intake.services.reports.text import MONTHS, TEXT
@@ -78,19 +86,59 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def _e(value: object) -> str:
+    """Our own text (labels, numbers): HTML-escaped."""
     return escape("" if value is None else str(value), quote=True)
 
 
-def _when(moment: _dt.datetime | None) -> str:
+def _v(value: object) -> str:
+    """A value from the catalog or the audit log: visible escapes, then HTML-escaped."""
+    return escape(visible("" if value is None else str(value)), quote=True)
+
+
+try:
+    PARIS: _dt.tzinfo = zoneinfo.ZoneInfo("Europe/Paris")
+except zoneinfo.ZoneInfoNotFoundError:  # no tz database: UTC, which the offset says
+    PARIS = _dt.UTC
+
+FULL_MONTHS = {
+    "fr": ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+           "septembre", "octobre", "novembre", "décembre"],
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"],
+}  # fmt: skip
+
+
+def _offset(local: _dt.datetime) -> str:
+    delta = local.utcoffset() or _dt.timedelta(0)
+    minutes = int(delta.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _when(moment: _dt.datetime | None, lang: str = "fr") -> str:
+    """``02/12/2026 10:14:03 UTC+01:00`` (French) or ``2026-12-02 10:14:03 UTC+01:00``."""
     if moment is None:
         return "—"
-    return moment.astimezone(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    local = moment.astimezone(PARIS)
+    shown = local.strftime("%d/%m/%Y %H:%M:%S" if lang == "fr" else "%Y-%m-%d %H:%M:%S")
+    return f"{shown}\u00a0{_offset(local)}"
+
+
+def _day(moment: _dt.datetime, lang: str, at: str) -> str:
+    """``1er novembre 2026 à 00:00 UTC+01:00`` (the time only when not midnight)."""
+    local = moment.astimezone(PARIS)
+    day = "1er" if lang == "fr" and local.day == 1 else str(local.day)
+    month = FULL_MONTHS[lang][local.month - 1]
+    words = f"{day} {month} {local.year}" if lang == "fr" else f"{month} {day}, {local.year}"
+    if (local.hour, local.minute, local.second) != (0, 0, 0):
+        words += f" {at} {local:%H:%M} {_offset(local)}"
+    return words
 
 
 def _size(size: int | None, lang: str) -> str:
     if size is None:
         return "—"
-    units = ("o", "Kio", "Mio", "Gio", "Tio") if lang == "fr" else ("B", "KiB", "MiB", "GiB", "TiB")
+    units = ("o", "Ko", "Mo", "Go", "To") if lang == "fr" else ("B", "KiB", "MiB", "GiB", "TiB")
     if size < 1024:
         return f"{size} {units[0]}"
     value, unit = float(size), 0
@@ -192,16 +240,37 @@ class _Page:
 
     # -- sections ------------------------------------------------------------------
 
+    def when(self, moment: _dt.datetime | None) -> str:
+        return _when(moment, self.lang)
+
+    def period(self) -> str:
+        """The period in words: a whole UTC month, both ends, one end, or everything."""
+        t, since, until = self.t, self.r.window.since, self.r.window.until
+        if since is None and until is None:
+            return str(t["whole_period"])
+        if since is not None and until is not None:
+            start = since.astimezone(_dt.UTC)
+            if start == start.replace(day=1, hour=0, minute=0, second=0, microsecond=0):
+                following = (start + _dt.timedelta(days=32)).replace(day=1)
+                if until.astimezone(_dt.UTC) == following:
+                    month = f"{FULL_MONTHS[self.lang][start.month - 1]} {start.year}"
+                    return str(t["month_period"]).format(month=month)
+            return str(t["between"]).format(
+                since=_day(since, self.lang, t["at"]), until=_day(until, self.lang, t["at"])
+            )
+        if since is not None:
+            return str(t["since_only"]).format(since=_day(since, self.lang, t["at"]))
+        assert until is not None
+        return str(t["until_only"]).format(until=_day(until, self.lang, t["at"]))
+
     def header(self, title: str) -> None:
         t, r = self.t, self.r
-        since = _when(r.window.since) if r.window.since else t["open"]
-        until = _when(r.window.until) if r.window.until else t["open"]
         self.out.append(
             f"<header><h1>{_e(title)}</h1>"
-            f'<p class="meta">{_e(t["period"])} <b>{_e(since)}</b> → <b>{_e(until)}</b></p>'
-            f'<p class="meta">{_e(t["instance"])} <b>{_e(r.instance)}</b> · {_e(t["generated"])}'
-            f" <b>{_e(_when(r.generated_at))}</b></p>"
-            f'<p class="meta">{_e(t["key"])} <b class="hash">{_e(r.key_id)}</b></p></header>'
+            f'<p class="meta">{_e(t["period"])} <b>{_e(self.period())}</b></p>'
+            f'<p class="meta">{_e(t["instance"])} <b>{_v(r.instance)}</b> · {_e(t["generated"])}'
+            f" <b>{_e(self.when(r.generated_at))}</b> · {_e(t['tz_note'])}</p>"
+            f'<p class="meta">{_e(t["key"])} <b class="hash">{_v(r.key_id)}</b></p></header>'
         )
 
     def backups(self, a: AccountReport) -> None:
@@ -210,11 +279,11 @@ class _Page:
         rows = [
             [
                 _e(e.id),
-                _e(e.path),
+                _v(e.path),
                 _e(_size(e.size, self.lang)),
-                f'<span class="hash">{_e(e.sha256)}</span>',
-                _e(_when(e.received_at)),
-                _e(e.protocol or t["found"]),
+                f'<span class="hash">{_v(e.sha256)}</span>',
+                _e(self.when(e.received_at)),
+                _v(e.protocol) if e.protocol else _e(t["found"]),
                 _e(t["states"].get(e.state.value, e.state.value)),
             ]
             for e in a.backups
@@ -229,20 +298,46 @@ class _Page:
         t = self.t
         self.out.append(f"<h2>{_e(title)}</h2>")
         getters: dict[str, tuple[str, str, Callable[[Fact], str]]] = {
-            "when": (t["when"], "when", lambda f: _e(_when(f.at))),
-            "who": (t["who"], "", lambda f: _e(f.account)),
-            "what": (t["path"], "", lambda f: _e(f.path)),
-            "event": (t["event"], "", lambda f: _e(t["events"].get(f.event, f.event))),
-            "operation": (t["operation"], "", lambda f: _e(f.operation or f.detail)),
-            "reason": (t["reason"], "", lambda f: _e(f.reason)),
-            "protocol": (t["protocol"], "", lambda f: _e(f.protocol)),
-            "ip": (t["ip"], "", lambda f: _e(f.ip)),
+            "when": (t["when"], "when", lambda f: _e(self.when(f.at))),
+            "who": (t["who"], "", lambda f: _v(f.account)),
+            "tried": (t["name_tried"], "", lambda f: _v(f.account) if f.account else "—"),
+            "what": (t["path"], "", lambda f: _v(f.path)),
+            "event": (t["event"], "", lambda f: self.label("events", f.event)),
+            "operation": (t["operation"], "", self.operation),
+            "reason": (t["reason"], "", lambda f: self.reason(f.reason)),
+            "protocol": (t["protocol"], "", lambda f: _v(f.protocol)),
+            "ip": (t["ip"], "", lambda f: _v(f.ip)),
             "size": (t["size"], "num", lambda f: _e(_size(f.size, self.lang))),
-            "detail": (t["detail"], "", lambda f: _e(f.detail)),
+            "detail": (t["detail"], "", lambda f: self.label("operations", f.detail)),
+            "until": (t["until"], "when", self.until),
         }
         heads = [(getters[c][0], getters[c][1]) for c in columns]
         rows = [[getters[c][2](f) for c in columns] for f in facts]
         self.table(heads, rows, empty)
+
+    def label(self, table: str, value: str) -> str:
+        """Our word for a recorded name (an event, an operation), or the name as recorded."""
+        known = self.t[table].get(value)
+        return _e(known) if known else _v(value)
+
+    def operation(self, f: Fact) -> str:
+        shown = self.label("operations", f.operation or f.detail)
+        if f.command:  # the command a refused exec asked for
+            shown += f" <code>{_v(f.command)}</code>"
+        return shown
+
+    def reason(self, reason: str) -> str:
+        """The reason in the report's language when the table knows it (by its start)."""
+        for start, words in self.t["reasons"]:
+            if reason.startswith(start):
+                return _e(words)
+        return _v(reason)
+
+    def until(self, f: Fact) -> str:
+        try:
+            return _e(self.when(_dt.datetime.fromisoformat(f.until.replace("Z", "+00:00"))))
+        except ValueError:
+            return _v(f.until)
 
     def destructions(self, items: list[Destruction]) -> None:
         t = self.t
@@ -257,13 +352,13 @@ class _Page:
             rows.append(
                 [
                     _e(d.entry),
-                    _e(d.path),
+                    _v(d.path),
                     _e(_size(d.size, self.lang)),
-                    f'<span class="hash">{_e(d.sha256)}</span>',
-                    _e(_when(d.destroyed_at)),
-                    _e(d.policy),
+                    f'<span class="hash">{_v(d.sha256)}</span>',
+                    _e(self.when(d.destroyed_at)),
+                    _v(d.policy),
                     integrity,
-                    f'<span class="hash">{_e(d.certificate or t["no_certificate"])}</span>',
+                    f'<span class="hash">{_v(d.certificate or t["no_certificate"])}</span>',
                 ]
             )
         heads = [
@@ -291,6 +386,7 @@ class _Page:
                 (str(len(a.forwards)), t["c_forwarded"]),
                 (str(len(a.destructions)), t["c_destroyed"]),
                 (str(len(a.refusals)), t["c_refused"]),
+                (str(len(a.probes)), t["c_probes"]),
                 (str(len(a.logins)), t["c_logins"]),
                 (str(len(a.reads) - len(a.technician_reads)), t["c_own_reads"]),
             ]
@@ -316,6 +412,13 @@ class _Page:
             ["when", "event", "operation", "what", "reason", "protocol", "ip"],
             t["none_refused"],
         )
+        self.facts(
+            t["h_probes"],
+            a.probes,
+            ["when", "operation", "what", "protocol", "ip"],
+            t["none_probes"],
+        )
+        self.out.append(f'<p class="meta">{_e(t["probes_hint"])}</p>')
         self.facts(t["h_logins"], a.logins, ["when", "protocol", "ip", "detail"], t["none_logins"])
 
     def summary(self) -> None:
@@ -330,21 +433,24 @@ class _Page:
                 (str(sum(len(a.forwards) for a in accounts)), t["c_forwarded"]),
                 (str(sum(len(a.destructions) for a in accounts)), t["c_destroyed"]),
                 (str(sum(len(a.refusals) for a in accounts)), t["c_refused"]),
+                (str(sum(len(a.probes) for a in accounts)), t["c_probes"]),
                 (str(sum(len(a.logins) for a in accounts)), t["c_logins"]),
+                (str(len(self.r.outsiders)), t["c_outsiders"]),
             ]
         )
         self.charts(accounts)
         self.out.append(f"<h2>{_e(t['h_members'])}</h2>")
         rows = [
             [
-                _e(a.account),
+                _v(a.account),
                 _e(len(a.backups)),
                 _e(_size(a.received_bytes, self.lang)),
-                _e(_when(max((e.received_at for e in a.backups), default=None))),
+                _e(self.when(max((e.received_at for e in a.backups), default=None))),
                 _e(len(a.technician_reads)),
                 _e(len(a.forwards)),
                 _e(len(a.destructions)),
                 (f'<span class="bad">{len(a.refusals)}</span>' if a.refusals else "0"),
+                _e(len(a.probes)),
                 _e(len(a.logins)),
             ]
             for a in accounts
@@ -352,10 +458,17 @@ class _Page:
         heads = [
             (t["member"], "name"), (t["c_backups"], "num"), (t["c_volume"], "num"),
             (t["last_arrival"], "when"), (t["c_reads"], "num"), (t["c_forwarded"], "num"),
-            (t["c_destroyed"], "num"), (t["c_refused"], "num"), (t["c_logins"], "num"),
+            (t["c_destroyed"], "num"), (t["c_refused"], "num"), (t["c_probes"], "num"),
+            (t["c_logins"], "num"),
         ]  # fmt: skip
         self.table(heads, rows, t["none_members"])
         self.out.append(f'<p class="meta">{_e(t["all_hint"])}</p>')
+        self.facts(
+            t["h_outsiders"],
+            self.r.outsiders,
+            ["when", "event", "tried", "operation", "reason", "protocol", "ip", "until"],
+            t["none_outsiders"],
+        )
 
 
 def render(report: Report, lang: str = "fr") -> str:
@@ -365,7 +478,7 @@ def render(report: Report, lang: str = "fr") -> str:
     if report.scope == "all":
         title = t["title_all"]
     else:
-        title = t["title_account"].format(account=report.accounts[0].account)
+        title = t["title_account"].format(account=visible(report.accounts[0].account))
     page.header(title)
     if report.scope == "all":
         page.summary()

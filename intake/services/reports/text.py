@@ -21,9 +21,29 @@ MONTHS = {
 TEXT: dict[str, dict[str, Any]] = {
     "fr": {
         "title_account": "Rapport d'audit — {account}",
+        "whole_period": "toute la période enregistrée",
+        "since_only": "depuis le {since}",
+        "until_only": "jusqu'au {until} (exclu)",
+        "between": "du {since} au {until} (exclu)",
+        "month_period": "le mois de {month} (UTC)",
+        "at": "à",
+        "c_probes": "sondes attendues des logiciels",
+        "h_probes": "Sondes attendues des logiciels clients (pas des attaques)",
+        "probes_hint": (
+            "Ces refus sont le comportement normal de logiciels d'adhérents : rclone demande "
+            "au serveur s'il sait calculer des empreintes (md5sum, sha1sum), lftp et WinSCP "
+            "essaient de changer les droits d'un fichier après l'avoir envoyé. Ils sont "
+            "refusés et tracés, sans conséquence."
+        ),
+        "none_probes": "Aucune sonde sur la période.",
+        "h_outsiders": "Hors comptes : blocages et connexions refusées sous un nom inconnu",
+        "none_outsiders": "Rien sur la période.",
+        "c_outsiders": "refus hors comptes",
+        "name_tried": "Nom essayé",
+        "until": "Jusqu'à",
+        "tz_note": "Heures de Paris, avec leur décalage par rapport à l'UTC.",
         "title_all": "Rapport d'audit — synthèse de tous les adhérents",
-        "period": "Période du",
-        "open": "(ouverte)",
+        "period": "Période :",
         "instance": "Serveur",
         "generated": "généré le",
         "key": "Clé publique d'audit (vérification des certificats et reçus) :",
@@ -87,8 +107,10 @@ TEXT: dict[str, dict[str, Any]] = {
         ),
         "all_hint": "Le détail d'un adhérent : intake report --account NOM.",
         "footer": (
-            "Établi par intake à partir du catalogue et du journal d'audit. Les heures sont en "
-            "UTC. Les empreintes sont des SHA-256 : comparez-les à celles de vos copies."
+            "Établi par intake à partir du catalogue et du journal d'audit. Les heures sont "
+            "celles de Paris, avec leur décalage par rapport à l'UTC (le journal d'audit et "
+            "les exports JSON restent en UTC). Les empreintes sont des SHA-256 : "
+            "comparez-les à celles de vos copies."
         ),
         "states": {
             "received": "conservée",
@@ -103,13 +125,98 @@ TEXT: dict[str, dict[str, Any]] = {
             "login.ok": "connexion",
             "download": "lecture",
             "forwarded": "transmis",
+            "banned": "adresse bloquée",
+            "unbanned": "blocage levé",
+            "account.attacked": "compte attaqué",
         },
+        "operations": {
+            "list": "lister",
+            "stat": "consulter",
+            "read": "lire",
+            "upload": "déposer",
+            "mkdir": "créer un dossier",
+            "rename": "renommer",
+            "delete": "supprimer",
+            "rmdir": "supprimer un dossier",
+            "setattr": "changer les droits ou la taille",
+            "settimes": "changer la date",
+            "symlink": "créer un lien",
+            "readlink": "lire un lien",
+            "exec": "exécuter une commande",
+            "shell": "ouvrir un terminal",
+            "channel session": "ouvrir un canal de plus",
+            "port": "connexion de données active",
+            "data": "connexion de données",
+            "port forwarding (direct-tcpip)": "rediriger un port",
+            "remote port forwarding": "rediriger un port distant",
+            "x11 forwarding": "transférer l'affichage X11",
+            "agent forwarding": "transférer l'agent SSH",
+            "password": "mot de passe",
+            "publickey": "clé SSH",
+            "session": "connexion",
+            "none": "aucune tentative",
+        },
+        "reasons": [
+            ("wrong password", "mot de passe erroné"),
+            ("unknown account", "compte inconnu"),
+            ("account disabled", "compte désactivé"),
+            ("address banned", "adresse bloquée"),
+            ("login timeout", "délai de connexion dépassé"),
+            ("login without TLS refused", "connexion sans chiffrement TLS refusée"),
+            ("connection closed before login", "connexion fermée avant l'identification"),
+            ("closed without trying to log in", "connexion fermée sans tentative"),
+            ("evicted", "connexion écartée : trop de connexions en attente"),
+            ("no key accepted", "aucune clé acceptée"),
+            ("delete refused", "suppression refusée : un fichier reçu ne se supprime pas"),
+            ("rmdir refused", "suppression de dossier refusée"),
+            (
+                "attribute change refused",
+                "changement d'attributs refusé (droits, propriétaire ou taille)",
+            ),
+            ("symlink refused", "lien symbolique refusé"),
+            ("readlink refused", "lecture de lien refusée"),
+            ("overwrite refused", "écrasement refusé : un fichier de ce nom existe"),
+            ("folder or file exists", "ce nom existe déjà"),
+            ("resume refused", "reprise d'envoi refusée"),
+            ("file larger than max_file_size", "fichier plus gros que la limite"),
+            ("account quota", "quota du compte dépassé"),
+            ("disk reserve", "réserve d'espace disque atteinte"),
+            ("sparse write refused", "écriture avec des trous refusée"),
+            ("too many open files", "trop de fichiers ouverts"),
+            ("exec refused", "commande refusée : seul le SFTP est servi"),
+            ("shell refused", "terminal refusé : seul le SFTP est servi"),
+            ("channel session refused", "canal refusé : au plus 4 par connexion"),
+            ("active data connection to", "connexion active vers un tiers (FTP bounce)"),
+            ("name", "nom de fichier refusé"),
+            ("outside", "chemin hors de l'espace du compte"),
+            ("read-only", "dossier en lecture seule"),
+            ("role", "interdit pour ce rôle"),
+        ],
     },
     "en": {
         "title_account": "Audit report — {account}",
+        "whole_period": "the whole recorded history",
+        "since_only": "since {since}",
+        "until_only": "until {until} (excluded)",
+        "between": "from {since} to {until} (excluded)",
+        "month_period": "the month of {month} (UTC)",
+        "at": "at",
+        "c_probes": "expected client probes",
+        "h_probes": "Expected probes of members' clients (not attacks)",
+        "probes_hint": (
+            "These refusals are what members' programs normally do: rclone asks the server "
+            "whether it can compute checksums (md5sum, sha1sum), lftp and WinSCP try to change "
+            "a file's permissions after sending it. They are refused and recorded, harmless."
+        ),
+        "none_probes": "No probe in the period.",
+        "h_outsiders": "No account's: blocks and logins refused under an unknown name",
+        "none_outsiders": "Nothing in the period.",
+        "c_outsiders": "refusals outside accounts",
+        "name_tried": "Name tried",
+        "until": "Until",
+        "tz_note": "Paris times, with their offset from UTC.",
         "title_all": "Audit report — summary of every member",
-        "period": "Period from",
-        "open": "(open)",
+        "period": "Period:",
         "instance": "Server",
         "generated": "generated",
         "key": "Audit public key (to verify certificates and receipts):",
@@ -173,7 +280,8 @@ TEXT: dict[str, dict[str, Any]] = {
         ),
         "all_hint": "One member in detail: intake report --account NAME.",
         "footer": (
-            "Made by intake from the catalog and the audit log. Times are UTC. Fingerprints "
+            "Made by intake from the catalog and the audit log. Times are Paris times with "
+            "their offset from UTC (the audit log and JSON exports stay in UTC). Fingerprints "
             "are SHA-256: compare them with those of your own copies."
         ),
         "states": {
@@ -189,6 +297,11 @@ TEXT: dict[str, dict[str, Any]] = {
             "login.ok": "login",
             "download": "read",
             "forwarded": "sent",
+            "banned": "address blocked",
+            "unbanned": "block lifted",
+            "account.attacked": "account attacked",
         },
+        "operations": {},
+        "reasons": [],
     },
 }
