@@ -162,7 +162,8 @@ def check_head_document(document: Any) -> tuple[CheckpointInfo | None, str]:
     if problem is not None:
         return None, problem
     raw = _public_key(document["public_key"])
-    assert raw is not None  # checked above
+    if raw is None:  # (_document_problem checked it; never trust an assert to)
+        return None, "no valid public key"
     valid, reason = signing.verify_document(document, signing.verifier_from_raw(raw))
     info = checkpoint_info(document) if valid else None
     return (info, "valid") if info is not None else (None, reason)
@@ -317,7 +318,8 @@ class _Walk:
         if record["ts"] != info.ts:
             raise _Tampered(_at(here, "checkpoint record: its ts is not the time it signs"))
         raw = _public_key(document["public_key"])
-        assert raw is not None  # check_head_document checked it
+        if raw is None:  # (check_head_document checked it; never trust an assert to)
+            raise _Tampered(_at(here, "checkpoint: no valid public key"))
         if self._key is None:
             self._key = raw
             self._key_raws.append(raw)

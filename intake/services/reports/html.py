@@ -260,7 +260,8 @@ class _Page:
             )
         if since is not None:
             return str(t["since_only"]).format(since=_day(since, self.lang, t["at"]))
-        assert until is not None
+        if until is None:
+            return str(t["whole_period"])  # (unreachable: handled first)
         return str(t["until_only"]).format(until=_day(until, self.lang, t["at"]))
 
     def header(self, title: str) -> None:
