@@ -53,7 +53,13 @@ from intake.core.errors import AuditUnavailable, IntakeError, StartupError
 from intake.core.messages import Say
 from intake.core.model import Account
 from intake.frontends.ftps.filesystem import SessionFS
-from intake.frontends.ftps.tls import DataChannel, SessionOwners, TlsContexts, TlsMaterial
+from intake.frontends.ftps.tls import (
+    DataChannel,
+    DataListener,
+    SessionOwners,
+    TlsContexts,
+    TlsMaterial,
+)
 from intake.frontends.listener import ThreadedListener
 from intake.services.access.guard import Slot
 from intake.services.access.sessions import Credential, LiveSession
@@ -102,6 +108,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     tls_control_required = True
     tls_data_required = True
     dtp_handler = DataChannel
+    passive_dtp = DataListener
     abstracted_fs = SessionFS
     authorizer = _Rules()
     banner = ""  # ``[server] banner``, set by FtpsService
@@ -210,6 +217,24 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         # connection may wait for the login rather than be refused (``SessionOwners``).
         self.tls_sessions.add(self, self.socket.master_key(), self.remote_ip, None)
         super().handle_ssl_established()
+
+    def refuse_data_connection(self, ip: str, reason: str) -> None:
+        """A connection to this client's passive port that is not its data connection
+        (``tls.DataListener``): audited ``denied`` and scored against its address, once
+        that address is not already banned (so a blocked source adds no more records)."""
+        guard = self.instance.guard
+        if guard.banned(ip):
+            return
+        try:
+            if ip == self.remote_ip and self.files is not None:
+                self.files.refused("data connection", reason)
+            else:
+                self.instance.audit.record(
+                    "denied", ip=ip, protocol=PROTOCOL, operation="data connection", reason=reason
+                )
+            guard.login_failed(ip, PROTOCOL)
+        except AuditUnavailable as exc:  # the connection is closed all the same
+            log.error("ftps: %s", exc)
 
     # -- commands --------------------------------------------------------------------
 
