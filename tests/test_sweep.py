@@ -129,6 +129,21 @@ class TestSweep:
         ] == [(d["path"], d["action"], d["policy"]) for d in doc["decisions"]]
         assert 2 == doc["summary"]["planned"]["destroy"]
 
+    def test_dry_run_says_a_waiting_forward_once(self, instance: TestInstance) -> None:
+        """Forwarding off: the dry run lists the outbox file once, as ``waiting`` (with the
+        reason), never also as ``would forward`` (issue 16 item 9)."""
+        instance.add_account("tech", role="technician")
+        path = instance.root / "data" / "outbox" / "tech" / "erp.bak"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"erp")
+        instance.cli("catalog", "scan", check=True)
+        dry = sweep(instance, "--dry-run")
+        assert 0 == dry.returncode, dry.stderr
+        lines = [line for line in dry.stdout.splitlines() if "/outbox/erp.bak" in line]
+        assert 1 == len(lines), dry.stdout
+        assert lines[0].lstrip().startswith("waiting") and "forwarding is off" in lines[0]
+        assert "would forward 0," in dry.stdout and "1 waiting" in dry.stdout
+
     def test_unmatched_files_are_kept_and_reported(self, instance: TestInstance) -> None:
         """With no policy for member areas, nothing is destroyed; each file is reported."""
         (instance.root / "policies" / "member-backups.toml").unlink()

@@ -10,7 +10,8 @@ Rules:
   another sweep holds the lock), 1 when a destruction or a forward failed, 2 on bad usage
   or an invalid policy file (then nothing at all is done).
 - Human output: one line per file acted on (or, dry, to be acted on), every file kept
-  without a policy or held, each naming its policy and reason; then a summary (counts,
+  without a policy or held, each naming its policy and reason; a forward that waits
+  (forwarding off, backoff) is one ``waiting`` line, never also a ``would forward``; then a summary (counts,
   bytes freed, failures). ``--all`` also lists the files kept. ``--json``: one object.
 - ``forward ID`` sends one catalogued file (a member's backup too) to the vendor now,
   from the host: no download and re-upload over a slow line. The file stays; its policy
@@ -130,10 +131,13 @@ def print_report(report: SweepReport, everything: bool) -> None:
         Action.HOLD: "held",
         Action.KEEP: "kept",
     }
+    waits = {w["id"] for w in report.waiting}
     for d in doc["decisions"]:
         action = Action(d["action"])
         if not report.dry_run and action in (Action.DESTROY, Action.FORWARD):
             continue  # said below, as done or failed
+        if action is Action.FORWARD and d["id"] in waits:
+            continue  # said below as waiting (forwarding off, backoff), not as a forward
         tail = f"{d['policy'] or '-'}: {d['reason']}"
         print(_line(labels[action], d, display(tail)))
     for c in report.forwarded:
@@ -150,7 +154,7 @@ def print_report(report: SweepReport, everything: bool) -> None:
     if report.dry_run:
         print(
             f"summary: would destroy {planned['destroy']} ({human_size(s['bytes_to_free'])}), "
-            f"would forward {planned['forward']}, {planned['keep']} kept, "
+            f"would forward {planned['forward'] - s['waiting']}, {planned['keep']} kept, "
             f"{planned['unmatched']} without policy (kept), {planned['hold']} held, "
             f"{s['waiting']} waiting"
         )
