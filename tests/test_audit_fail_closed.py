@@ -40,7 +40,10 @@ def small_log_filesystem(log_dir: Path, size: str = "256k") -> Iterator[None]:
         pytest.skip(f"cannot mount a small filesystem here: {proc.stderr.strip()}")
     try:
         for item in saved.iterdir():
-            shutil.copy2(item, log_dir / item.name)
+            if item.is_dir():
+                shutil.copytree(item, log_dir / item.name)
+            else:
+                shutil.copy2(item, log_dir / item.name)
         yield
     finally:
         subprocess.run(["umount", "-l", str(log_dir)], check=False)

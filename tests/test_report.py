@@ -213,11 +213,27 @@ class TestMonthlyReports:
         dom, console = open_in_chromium(folder / "mairie-a.html", tmp_path)
         assert [] == console and "/a.sql" in dom
 
+    def test_reports_folder_is_there_before_the_first_sweep(self, server: RunningServer) -> None:
+        """An auditor's ``ls /audit/reports`` works on a new instance: the folder is there,
+        empty, before any sweep (issue 16 item 9)."""
+        server.instance.add_account("dpo", role="auditor")
+        auditor = connect(server, "sftp", "dpo")
+        try:
+            assert "reports" in auditor.listdir("/audit")
+            assert [] == auditor.listdir("/audit/reports")
+        finally:
+            auditor.close()
+        ftps = connect(server, "ftps", "dpo")
+        try:
+            assert [] == ftps.listdir("/audit/reports")
+        finally:
+            ftps.close()
+
     def test_monthly_off(self, instance: TestInstance) -> None:
         """``[reports] monthly = false``: a sweep writes no report."""
         with instance.config_file.open("a") as conf:
             conf.write("[reports]\nmonthly = false\n")
         assert 0 == instance.cli("sweep").returncode
-        assert not (instance.root / "log" / "reports").exists()
+        assert [] == list((instance.root / "log" / "reports").iterdir())
         doc = json.loads(instance.cli("sweep", "--json").stdout)
         assert doc is not None

@@ -10,9 +10,10 @@ Rules:
   another sweep holds the lock), 1 when a destruction or a forward failed, 2 on bad usage
   or an invalid policy file (then nothing at all is done).
 - Human output: one line per file acted on (or, dry, to be acted on), every file kept
-  without a policy or held, each naming its policy and reason; a forward that waits
-  (forwarding off, backoff) is one ``waiting`` line, never also a ``would forward``; then a summary (counts,
-  bytes freed, failures). ``--all`` also lists the files kept. ``--json``: one object.
+  without a policy or held, each naming its policy and reason (a forward that waits:
+  forwarding off, backoff, is one ``waiting`` line, never also ``would forward``); then
+  a summary (counts, bytes freed, failures). ``--all`` also lists the files kept.
+  ``--json``: one object.
 - ``forward ID`` sends one catalogued file (a member's backup too) to the vendor now,
   from the host: no download and re-upload over a slow line. The file stays; its policy
   still decides when it is destroyed.
