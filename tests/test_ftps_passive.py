@@ -1,4 +1,4 @@
-"""FTPS passive data ports under an outsider: the member's transfers go on (issue 16 item 10).
+"""FTPS data connections and listings: an outsider on the passive ports (issue 16 item 10), MLSD.
 
 A real server on loopback with a passive range of 4 ports; the member uploads with
 ftplib (data connections resume the control session, ``tests.clients.FtpsClient``) while
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -80,6 +81,10 @@ def outsider(
     return stop, hits
 
 
+def cafile(server: RunningServer) -> str:
+    return str(server.instance.root / "keys" / "tls.crt")
+
+
 def uploads_under(passive: Passive, source: str, then: Callable[[socket.socket], None]) -> int:
     """The member uploads ``UPLOADS`` files over one control connection while the
     outsider knocks; returns how many of the outsider's connections were answered."""
@@ -136,3 +141,22 @@ class TestOutsiderOnPassivePorts:
             for r in passive.server.instance.audit("denied")
             if r.get("operation") == "data connection" and r.get("ip") == "127.0.0.1"
         ]
+
+
+class TestListings:
+    def test_mlsd_shows_the_mode_list_shows(self, passive: Passive) -> None:
+        """``MLSD`` gives ``unix.mode``, the same permissions ``LIST`` shows (issue 16
+        item 9: FileZilla showed ``-r--r--r--`` from MLSD where LIST said ``-r--r-----``)."""
+        server = passive.server
+        assert server.ftps is not None
+        client = FtpsClient(*server.ftps, MEMBER, PASSWORD, cafile=cafile(server))
+        try:
+            client.upload("/db.bak", b"backup")
+            listed: list[str] = []
+            client.ftp.retrlines("LIST /", listed.append)
+            facts = dict(client.ftp.mlsd("/"))["db.bak"]
+        finally:
+            client.close()
+        (line,) = [line for line in listed if line.endswith(" db.bak")]
+        assert "unix.mode" in facts
+        assert line.split()[0] == stat.filemode(stat.S_IFREG | int(facts["unix.mode"], 8))

@@ -148,6 +148,9 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self._login_audited = False
         self._finished = False
         super().__init__(conn, server, ioloop)
+        # MLSD/MLST give the mode LIST shows (FileZilla and lftp display it).
+        if "unix.mode" not in self._current_facts:
+            self._current_facts.append("unix.mode")
 
     # -- connection life -------------------------------------------------------------
 
