@@ -2,10 +2,11 @@
 
 Loopback only, bounded. One fresh instance; each round starts ``intake serve`` (its own
 sweeper every second), runs for a random 2-8 s with clients uploading (members and a
-technician's outbox), downloading, and ``intake sweep --now FAR`` processes destroying and
-forwarding, then SIGKILLs the server and any sweep in flight at that random moment. The
-server is started again (its recovery runs), and once its start reconciliation is done
-the invariants are checked:
+technician's outbox), downloading, and sweeps at a time FAR ahead (``bench/sweep_at.py``;
+``intake sweep`` itself only reads the real clock) destroying and forwarding, then
+SIGKILLs the server and any sweep in flight at that random moment. The server is started
+again (its recovery runs), and once its start reconciliation is done the invariants are
+checked:
 
 - every received file (``upload.complete``) is on disk, or its entry is destroyed with
   exactly one destruction certificate and one ``destroyed`` record;
@@ -199,7 +200,7 @@ class Workload:
     def _sweeps(self) -> None:
         while not self.stop.is_set():
             proc = subprocess.Popen(
-                [*INTAKE, "--config", str(self.conf), "sweep", "--now", FAR],
+                [sys.executable, str(ROOT / "bench" / "sweep_at.py"), str(self.conf), FAR],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

@@ -25,7 +25,7 @@ from intake.adapters import accounts as accounts_mod
 from intake.adapters.audit import writer as audit_mod
 from intake.adapters.keys import read_public_keys
 from intake.adapters.passwords import hash_password
-from intake.core.clock import SystemClock
+from intake.core.clock import Clock, SystemClock
 from intake.core.config import load
 from intake.core.model import Role
 from intake.frontends.daemon.serve import Daemon
@@ -71,8 +71,8 @@ class TestInstance:
             raise AssertionError(f"intake {' '.join(args)} failed: {proc.stderr}")
         return proc
 
-    def open(self) -> Instance:
-        return open_instance(load(self.config_file), SystemClock())
+    def open(self, clock: Clock | None = None) -> Instance:
+        return open_instance(load(self.config_file), clock or SystemClock())
 
     def add_account(
         self, name: str, role: str = "member", password: str | None = PASSWORD, key: bool = False
@@ -248,9 +248,11 @@ def serve_process(instance: TestInstance) -> Iterator[ServeProcess]:
 
 
 @contextmanager
-def running(instance: TestInstance) -> Iterator[RunningServer]:
-    """The in-process server for a test that first adjusted its instance's config."""
-    inst = instance.open()
+def running(instance: TestInstance, clock: Clock | None = None) -> Iterator[RunningServer]:
+    """The in-process server for a test that first adjusted its instance's config; with
+    ``clock`` (e.g. ``tests.sweeping.PastClock``) it runs at another time, so what it
+    receives is as old as that clock says."""
+    inst = instance.open(clock)
     daemon = Daemon(inst)
     addresses = daemon.start()
     try:

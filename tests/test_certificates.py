@@ -3,6 +3,7 @@ by ``intake audit verify-document`` and by a few lines of plain ``cryptography``
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -19,7 +20,7 @@ from intake.core.config import load
 from intake.services.documents import signed as documents
 from tests.conftest import TestInstance
 from tests.signed_documents import plain_verify
-from tests.sweeping import FAR, destroyed_but_not_catalogued, drop, unlinked_under_intent
+from tests.sweeping import AGES_AGO, FAR, destroyed_but_not_catalogued, drop, unlinked_under_intent
 
 
 def public_key(instance: TestInstance, folder: Path) -> Path:
@@ -31,12 +32,12 @@ def public_key(instance: TestInstance, folder: Path) -> Path:
 
 @pytest.fixture
 def destroyed(instance: TestInstance) -> TestInstance:
-    """Two members' backups, all destroyed by one sweep far in the future."""
+    """Two members' backups received long ago, all destroyed by one sweep."""
     instance.add_account("mairie-a")
     instance.add_account("mairie-b")
-    drop(instance, "mairie-a", {"2026/base.zip": b"backup of mairie-a"})
-    drop(instance, "mairie-b", {"paie.sql": b"payroll of mairie-b"})
-    done = instance.cli("sweep", "--now", FAR)
+    drop(instance, "mairie-a", {"2026/base.zip": b"backup of mairie-a"}, received=AGES_AGO)
+    drop(instance, "mairie-b", {"paie.sql": b"payroll of mairie-b"}, received=AGES_AGO)
+    done = instance.cli("sweep")
     assert 0 == done.returncode, done.stderr
     return instance
 
@@ -74,12 +75,14 @@ class TestCertificates:
             "path": "/2026/base.zip",
             "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
-            "received_at": record["received_at"],
-            "destroyed_at": "2040-01-01T00:00:00.000000Z",
+            "received_at": "2025-06-02T08:00:00.000000Z",
+            "destroyed_at": record["destroyed_at"],
             "policy": "member-backups",
             "integrity": "verified",
         }.items() <= doc.items()
         signer = signing.load_signer(destroyed.root / "keys" / signing.AUDIT_KEY_FILE)
+        age = dt.datetime.now(dt.UTC) - parse_iso(str(doc["destroyed_at"]))
+        assert dt.timedelta(0) <= age < dt.timedelta(hours=1)  # the sweep's real clock
         assert signer.key_id == doc["signature"]["key_id"]
         canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert record["certificate"] == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
@@ -182,10 +185,10 @@ class TestCrashSafety:
         """Killed after the ``destroyed`` record, before the catalog knew: the rerun signs one
         certificate that agrees with that record, and a later sweep adds none."""
         instance.add_account("mairie-a")
-        drop(instance, "mairie-a", {"db.sql": b"x"})
+        drop(instance, "mairie-a", {"db.sql": b"x"}, received=AGES_AGO)  # due, were it live
         e = destroyed_but_not_catalogued(instance)
         assert 0 == instance.cli("sweep").returncode
-        assert 0 == instance.cli("sweep", "--now", FAR).returncode
+        assert 0 == instance.cli("sweep").returncode
         [doc] = json.loads(instance.cli("audit", "certificates", "--json", check=True).stdout)
         assert ("2039-06-01T00:00:00.000000Z", e.id) == (doc["destroyed_at"], doc["entry"])
         assert 1 == len(instance.audit("destroyed"))

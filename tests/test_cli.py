@@ -143,7 +143,7 @@ class TestAccounts:
         assert entry["enabled"] is True
         changes = instance.audit("account.changed")
         assert ["add", "disable", "enable"] == [c["action"] for c in changes]
-        log_text = "".join(p.read_text() for p in (instance.root / "log").iterdir())
+        log_text = "".join(p.read_text() for p in (instance.root / "log").rglob("*") if p.is_file())
         assert "s3cret-Pw!" not in log_text
         assert "scrypt" not in instance.cli("account", "list", "--json").stdout
 

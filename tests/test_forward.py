@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from intake.services.sweeper.sweep import RunLock
+from intake.core.clock import FixedClock, parse_iso
+from intake.services.sweeper.sweep import RunLock, Sweeper
 from tests.clients import SftpClient
 from tests.conftest import INTAKE, PASSWORD, ServeProcess, TestInstance
 from tests.vendor_sshd import Vendor, keygen, running_vendor, usable
 
 pytestmark = pytest.mark.skipif(not usable(), reason="needs root and OpenSSH sshd")
-LATER = "2031-01-01T00:00:00Z"  # every file is due; every retry's backoff is over
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ class TestForwarding:
             f"[127.0.0.1]:{vendor.port} {kind} {blob}\n"
         )
         entry_id = deposit(forwarding, "x.bak", b"secret payload")
-        done = sweep(forwarding, "--now", LATER)
+        done = sweep(forwarding)
         assert 1 == done.returncode
         assert {} == vendor.files()
         (failed,) = forwarding.audit("forward.failed")
@@ -146,7 +146,7 @@ class TestForwarding:
         )
         deposit(forwarding, "x.bak", b"payload")
         log_before = (vendor.base / "sshd.log").read_text()
-        assert 1 == sweep(forwarding, "--now", LATER).returncode
+        assert 1 == sweep(forwarding).returncode
         (failed,) = forwarding.audit("forward.failed")
         assert "no host key pinned" in str(failed["reason"])
         assert {} == vendor.files()
@@ -157,16 +157,24 @@ class TestForwarding:
         data = os.urandom(100_000)
         entry_id = deposit(forwarding, "later.bak", data)
         vendor.stop()
-        down = sweep(forwarding, "--now", "2031-01-01T00:00:00Z")
+        down = sweep(forwarding)
         assert 1 == down.returncode
         assert "cannot reach the vendor" in json.loads(down.stdout)["failures"][0]["reason"]
+        (failed,) = forwarding.audit("forward.failed")
+        retry_at = parse_iso(str(failed["retry_at"]))  # 5 minutes on: [sweeper] retry_after
         vendor.start()
-        soon = sweep(forwarding, "--now", "2031-01-01T00:01:00Z")  # within the backoff
+        soon = sweep(forwarding)  # within the backoff
         assert 0 == soon.returncode
         assert [entry_id] == [w["id"] for w in json.loads(soon.stdout)["waiting"]]
         assert {} == vendor.files()
-        up = sweep(forwarding, "--now", "2031-01-01T01:00:00Z")
-        assert 0 == up.returncode, up.stderr
+        # The backoff is over at retry_at: the sweeper as serve's scheduler runs it then
+        # (a real sweep reads the real clock; the service takes the clock it is given).
+        inst = forwarding.open(FixedClock(retry_at))
+        try:
+            up = Sweeper(inst).run()
+        finally:
+            inst.close()
+        assert up.ok, up.failures
         assert {"later.bak": data} == vendor.files()
         assert 1 == len(forwarding.audit("forward.failed"))
         assert "destroyed" == entry(forwarding, entry_id)["state"]
@@ -179,7 +187,7 @@ class TestForwarding:
         data = os.urandom(96 * 1024 * 1024)
         deposit(forwarding, "big.bak", data)
         proc = subprocess.Popen(
-            [*INTAKE, "--config", str(forwarding.config_file), "sweep", "--now", LATER],
+            [*INTAKE, "--config", str(forwarding.config_file), "sweep"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -196,7 +204,7 @@ class TestForwarding:
         names = [p.name for p in vendor.upload.iterdir()]
         assert "big.bak" not in names  # never a partial file under the real name
         assert all(n.endswith(".intake-part") for n in names)
-        done = sweep(forwarding, "--now", LATER)
+        done = sweep(forwarding)
         assert 0 == done.returncode, done.stderr
         assert ["big.bak"] == sorted(vendor.files())
         assert (
@@ -211,7 +219,7 @@ class TestForwarding:
         data = b"already there\n"
         entry_id = deposit(forwarding, "dup.bak", data)
         (vendor.upload / "dup.bak").write_bytes(data)
-        assert 0 == sweep(forwarding, "--now", LATER).returncode
+        assert 0 == sweep(forwarding).returncode
         (forwarded,) = forwarding.audit("forwarded")
         assert (entry_id, True) == (forwarded["entry"], forwarded["resumed"])
 
@@ -222,7 +230,7 @@ class TestForwarding:
         entry's own name (``name.e<id>.bak``), and only then is it destroyed here."""
         entry_id = deposit(forwarding, "name.bak", b"ours")
         (vendor.upload / "name.bak").write_bytes(b"theirs, older")
-        assert 0 == sweep(forwarding, "--now", LATER).returncode
+        assert 0 == sweep(forwarding).returncode
         assert {"name.bak": b"theirs, older", f"name.e{entry_id}.bak": b"ours"} == vendor.files()
         (forwarded,) = forwarding.audit("forwarded")
         assert f"/upload/name.e{entry_id}.bak" == forwarded["remote_path"]
@@ -236,7 +244,7 @@ class TestForwarding:
         entry_id = deposit(forwarding, "name.bak", b"ours")
         (vendor.upload / "name.bak").write_bytes(b"them")
         (vendor.upload / f"name.e{entry_id}.bak").write_bytes(b"them")
-        assert 1 == sweep(forwarding, "--now", LATER).returncode
+        assert 1 == sweep(forwarding).returncode
         assert {"name.bak": b"them", f"name.e{entry_id}.bak": b"them"} == vendor.files()
         (failed,) = forwarding.audit("forward.failed")
         assert "not overwritten" in str(failed["reason"])
@@ -249,7 +257,7 @@ class TestForwarding:
             conf.write('[sweeper]\nforward_verify = "sha256"\n')
         data = os.urandom(300_000)
         deposit(forwarding, "checked.bak", data)
-        assert 0 == sweep(forwarding, "--now", LATER).returncode
+        assert 0 == sweep(forwarding).returncode
         assert {"checked.bak": data} == vendor.files()
         assert "sha256" == forwarding.audit("forwarded")[0]["verify"]
 
@@ -257,7 +265,7 @@ class TestForwarding:
         """With no [vendor] host, outbox files wait in the outbox and the sweep says so."""
         instance.add_account("tech", role="technician")
         entry_id = deposit(instance, "wait.bak", b"w")
-        done = sweep(instance, "--now", LATER)
+        done = sweep(instance)
         assert 0 == done.returncode
         (waiting,) = json.loads(done.stdout)["waiting"]
         assert entry_id == waiting["id"]
@@ -351,7 +359,7 @@ class TestCollisions:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(contents[tech])
             forwarding.cli("catalog", "scan", check=True)
-        done = sweep(forwarding, "--now", LATER)
+        done = sweep(forwarding)
         assert 0 == done.returncode, done.stderr
         assert sorted(contents.values()) == sorted(vendor.files().values())
         records = forwarding.audit("forwarded")
@@ -369,7 +377,7 @@ class TestCollisions:
         ours, theirs = os.urandom(2048), os.urandom(2048)
         (vendor.upload / "x.zip").write_bytes(theirs)
         entry_id = deposit(forwarding, "x.zip", ours)
-        done = sweep(forwarding, "--now", LATER)
+        done = sweep(forwarding)
         assert 0 == done.returncode, done.stderr
         assert {"x.zip": theirs, f"x.e{entry_id}.zip": ours} == vendor.files()
         (forwarded,) = forwarding.audit("forwarded")

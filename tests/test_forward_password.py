@@ -24,7 +24,6 @@ pytestmark = pytest.mark.skipif(
     not usable() or not shutil.which("useradd"),
     reason="needs root, OpenSSH sshd and useradd",
 )
-LATER = "2031-01-01T00:00:00Z"
 StartVendor = Callable[[str], Vendor]  # the fixture below: auth lines -> a started sshd
 PASSWORD_ONLY = (
     "UsePAM no\nPubkeyAuthentication no\nPasswordAuthentication yes\n"
@@ -89,7 +88,7 @@ def forwards_one(instance: TestInstance, vendor: Vendor, user: VendorUser, how: 
     """An outbox file reaches the vendor, which says it logged the user in ``how``."""
     data = os.urandom(200_000)
     entry_id = deposit(instance, "contrat.zip", data)
-    proc = sweep(instance, "--now", LATER)
+    proc = sweep(instance)
     assert 0 == proc.returncode, proc.stdout + proc.stderr
     assert {"contrat.zip": data} == vendor.files()
     assert entry(instance, entry_id)["forwarded_at"]
@@ -142,7 +141,7 @@ class TestVendorPassword:
         secret = configure(instance, vendor, vendor_user)
         secret.write_text("not-the-password-123\n")
         deposit(instance, "contrat.zip", b"data")
-        proc = sweep(instance, "--now", LATER)
+        proc = sweep(instance)
         assert 1 == proc.returncode
         assert {} == vendor.files()
         [failed] = instance.audit("forward.failed")
@@ -178,7 +177,7 @@ class TestVendorPassword:
             f"[127.0.0.1]:{vendor.port} {kind} {blob}\n"
         )
         deposit(instance, "contrat.zip", b"data")
-        proc = sweep(instance, "--now", LATER)
+        proc = sweep(instance)
         assert 1 == proc.returncode
         [failed] = instance.audit("forward.failed")
         assert "host key changed" in str(failed["reason"])

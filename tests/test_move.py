@@ -14,9 +14,8 @@ from pathlib import Path
 from intake.adapters.catalog.catalog import MIGRATIONS, Catalog
 from intake.core.clock import SystemClock
 from tests.clients import SftpClient
-from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for
-
-FAR = "2031-01-01T00:00:00Z"  # every member backup is due for destruction
+from tests.conftest import PASSWORD, ServeProcess, TestInstance, running, wait_for
+from tests.sweeping import AGES_AGO, PastClock
 
 
 def listed(instance: TestInstance) -> list[dict[str, object]]:
@@ -28,14 +27,13 @@ class TestMovedInstance:
     def test_moved_folder_keeps_its_catalog_and_sweeps(
         self, instance: TestInstance, tmp_path: Path
     ) -> None:
-        """init, upload, stop, ``mv`` the folder, serve again: the same entry (id, arrival
-        time), nothing catalogued or vanished, and the sweep destroys the moved file."""
+        """init, upload (long ago), stop, ``mv`` the folder, serve again: the same entry (id,
+        arrival time), nothing catalogued or vanished, and the sweep destroys the moved file."""
         instance.add_account("mairie-a")
-        serve = ServeProcess(instance)
-        client = SftpClient(*serve.addresses["sftp"], "mairie-a", PASSWORD)
-        client.upload("/db.bak", b"backup" * 1000)
-        client.close()
-        assert 0 == serve.signal(signal.SIGTERM)
+        with running(instance, PastClock(AGES_AGO)) as then:  # received long ago: due now
+            client = SftpClient(*then.sftp, "mairie-a", PASSWORD)
+            client.upload("/db.bak", b"backup" * 1000)
+            client.close()
         before = listed(instance)
         assert 1 == len(before)
 
@@ -51,7 +49,7 @@ class TestMovedInstance:
         assert [] == moved.audit("catalogued")
         assert [] == moved.audit("vanished")
 
-        done = moved.cli("sweep", "--json", "--now", FAR)
+        done = moved.cli("sweep", "--json")
         assert 0 == done.returncode, done.stderr
         assert 1 == json.loads(done.stdout)["summary"]["destroyed"]
         assert not (moved.area("mairie-a") / "db.bak").exists()

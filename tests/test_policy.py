@@ -80,6 +80,27 @@ class TestShipped:
             assert example is not None, file
             assert example.keep is not None
 
+    def test_examples_are_the_agreements_own(self) -> None:
+        """The two examples are the agreement's annex art. 8 records (issue 16 item 9):
+        certificate request dossiers at most 15 working days, the copy of a cryptographic
+        medium's handover record 3 years; no article or category it does not have."""
+        described = {}
+        for file in sorted(SHIPPED.glob("example-*.toml")):
+            text = file.read_text()
+            assert "annex art. 8" in text, file
+            assert not re.search(r"\bart\. [0-79]\b|restoration|yearly", text), file
+            enabled = "\n".join(
+                line[2:] if re.match(r"# (\[|[a-z_]+ = )", line) else line
+                for line in text.splitlines()
+            )
+            example = parse_policy(enabled, str(file))
+            assert example is not None
+            described[example.name] = example.describe()
+        assert {
+            "certificate-requests": "destroy 15 working days after arrival",
+            "handover-records": "destroy 3 years after arrival",
+        } == described
+
     def test_member_backup_three_months(self) -> None:
         """A member's backup received 30 November is destroyed from 28 February, not before."""
         entry = E(1, "mairie-a", "member", "/db.sql.gz", at("2025-11-30T10:00:00"))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import paramiko
 import pytest
 
-from intake.core.clock import isoformat
 from tests.browser import open_in_chromium
 from tests.clients import Missing, Refused, SftpClient
 from tests.conftest import (
@@ -24,6 +24,7 @@ from tests.conftest import (
     wait_for,
     write_test_config,
 )
+from tests.sweeping import PastClock
 
 HOSTILE = "<img src=x onerror=alert(1)>.sql"
 DATA = b"pg_dump mairie-a" * 1000
@@ -70,10 +71,15 @@ def parse(dom: str) -> Tables:
 
 
 @pytest.fixture
-def history(server: RunningServer) -> TestInstance:
-    """mairie-a uploads two backups (one with a hostile name), a technician reads one,
-    mairie-a tries a delete and a wrong password, a sweep destroys both three months on;
-    mairie-b uploads one."""
+def history(instance: TestInstance) -> Iterator[TestInstance]:
+    """100 days ago (a server on a clock set back), mairie-a uploads two backups (one with a
+    hostile name), a technician reads one, mairie-a tries a delete and a wrong password;
+    mairie-b uploads one. Today a sweep destroys the member backups."""
+    with running(instance, PastClock(dt.datetime.now(dt.UTC) - dt.timedelta(days=100))) as then:
+        yield from _history(then)
+
+
+def _history(server: RunningServer) -> Iterator[TestInstance]:
     inst = server.instance
     inst.add_account("mairie-a")
     inst.add_account("mairie-b")
@@ -93,10 +99,9 @@ def history(server: RunningServer) -> TestInstance:
     tech.close()
     with pytest.raises(Exception):
         SftpClient(*server.sftp, "mairie-a", PASSWORD + "x")
-    later = isoformat(dt.datetime.now(dt.UTC) + dt.timedelta(days=100))
-    swept = inst.cli("sweep", "--now", later)
+    swept = inst.cli("sweep")
     assert 0 == swept.returncode, swept.stderr
-    return inst
+    yield inst
 
 
 class TestReport:
@@ -285,20 +290,27 @@ class TestWhatTheDpoReads:
 
 class TestMonthlyReports:
     def test_sweep_writes_last_month_for_the_auditor(
-        self, server: RunningServer, tmp_path: Path
+        self, instance: TestInstance, tmp_path: Path
     ) -> None:
         """A sweep writes last month's report per member in ``/audit/reports/YYYY-MM/``; the
-        auditor lists and reads them and cannot write there; a second sweep keeps them."""
+        auditor lists and reads them and cannot write there; a second sweep keeps them.
+        The backup arrives in the middle of last month (a server on a clock set back)."""
+        last_month = (dt.datetime.now(dt.UTC).replace(day=1) - dt.timedelta(days=20)).replace(
+            day=14, hour=12
+        )
+        with running(instance, PastClock(last_month)) as server:
+            self._last_month_for_the_auditor(server, last_month.strftime("%Y-%m"), tmp_path)
+
+    def _last_month_for_the_auditor(
+        self, server: RunningServer, month: str, tmp_path: Path
+    ) -> None:
         inst = server.instance
         inst.add_account("mairie-a")
         inst.add_account("dpo", role="auditor")
         a = connect(server, "sftp", "mairie-a")
         a.upload("/a.sql", DATA)
         a.close()
-        now = dt.datetime.now(dt.UTC)
-        month = now.strftime("%Y-%m")
-        sweep_at = (now.replace(day=1) + dt.timedelta(days=40)).replace(day=3)
-        assert 0 == inst.cli("sweep", "--now", isoformat(sweep_at)).returncode
+        assert 0 == inst.cli("sweep").returncode
         folder = inst.root / "log" / "reports" / month
         assert {"mairie-a.html", "_all.html"} == {p.name for p in folder.iterdir()}
         before = (folder / "mairie-a.html").read_bytes()
@@ -314,16 +326,32 @@ class TestMonthlyReports:
                 auditor.delete(f"/audit/reports/{month}/mairie-a.html")
         finally:
             auditor.close()
-        assert 0 == inst.cli("sweep", "--now", isoformat(sweep_at)).returncode
+        assert 0 == inst.cli("sweep").returncode
         assert before == (folder / "mairie-a.html").read_bytes()
         dom, console = open_in_chromium(folder / "mairie-a.html", tmp_path)
         assert [] == console and "/a.sql" in dom
+
+    def test_reports_folder_is_there_before_the_first_sweep(self, server: RunningServer) -> None:
+        """An auditor's ``ls /audit/reports`` works on a new instance: the folder is there,
+        empty, before any sweep (issue 16 item 9)."""
+        server.instance.add_account("dpo", role="auditor")
+        auditor = connect(server, "sftp", "dpo")
+        try:
+            assert "reports" in auditor.listdir("/audit")
+            assert [] == auditor.listdir("/audit/reports")
+        finally:
+            auditor.close()
+        ftps = connect(server, "ftps", "dpo")
+        try:
+            assert [] == ftps.listdir("/audit/reports")
+        finally:
+            ftps.close()
 
     def test_monthly_off(self, instance: TestInstance) -> None:
         """``[reports] monthly = false``: a sweep writes no report."""
         with instance.config_file.open("a") as conf:
             conf.write("[reports]\nmonthly = false\n")
         assert 0 == instance.cli("sweep").returncode
-        assert not (instance.root / "log" / "reports").exists()
+        assert [] == list((instance.root / "log" / "reports").iterdir())
         doc = json.loads(instance.cli("sweep", "--json").stdout)
         assert doc is not None

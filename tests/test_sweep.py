@@ -1,8 +1,10 @@
-"""``intake sweep`` end to end, with ``--now``: what an operator and an auditor see.
+"""``intake sweep`` end to end: what an operator and an auditor see.
 
 Entries reach the catalog through real uploads (the in-process server) or through files
-on disk and ``intake catalog scan``; their ``received_at`` is the server's clock, so
-``--now`` far ahead makes them due. Checked: the disk, ``intake catalog``, the audit log.
+on disk and a catalogue scan; their ``received_at`` is the server's clock. A real sweep
+reads the real clock, so a backup is made due by receiving it in the past (a server or a
+scan on a clock set back: ``tests.sweeping``); ``--dry-run --now`` asks about any time.
+Checked: the disk, ``intake catalog``, the audit log.
 """
 
 from __future__ import annotations
@@ -21,8 +23,22 @@ from intake.core.clock import SystemClock, isoformat, parse_iso
 from intake.core.durations import add_months
 from intake.services.sweeper.sweep import RunLock
 from tests.clients import SftpClient
-from tests.conftest import INTAKE, PASSWORD, RunningServer, ServeProcess, TestInstance, wait_for
-from tests.sweeping import FAR, destroyed_but_not_catalogued, drop, unlinked_under_intent
+from tests.conftest import (
+    INTAKE,
+    PASSWORD,
+    ServeProcess,
+    TestInstance,
+    running,
+    wait_for,
+)
+from tests.sweeping import (
+    AGES_AGO,
+    FAR,
+    PastClock,
+    destroyed_but_not_catalogued,
+    drop,
+    unlinked_under_intent,
+)
 
 
 def catalog(instance: TestInstance) -> dict[str, dict[str, object]]:
@@ -35,29 +51,37 @@ def sweep(instance: TestInstance, *args: str) -> subprocess.CompletedProcess[str
 
 
 class TestSweep:
-    def test_expired_destroyed_unexpired_kept(
-        self, server: RunningServer, instance: TestInstance
-    ) -> None:
-        """Uploaded backups are destroyed from three months after arrival, and not before."""
+    def test_expired_destroyed_unexpired_kept(self, instance: TestInstance) -> None:
+        """Uploaded backups are destroyed from three months after arrival, and not before:
+        one received 100 days ago (a server then) goes, one received today stays."""
         instance.add_account("mairie-a")
-        client = SftpClient(*server.sftp, "mairie-a", PASSWORD)
-        client.upload("/lundi.sql.gz", b"monday" * 1000)
-        client.close()
+        with running(instance, PastClock(dt.datetime.now(dt.UTC) - dt.timedelta(days=100))) as then:
+            client = SftpClient(*then.sftp, "mairie-a", PASSWORD)
+            client.upload("/lundi.sql.gz", b"monday" * 1000)
+            client.close()
+        with running(instance) as today:
+            client = SftpClient(*today.sftp, "mairie-a", PASSWORD)
+            client.upload("/mardi.sql.gz", b"tuesday" * 1000)
+            client.close()
         received = parse_iso(str(catalog(instance)["mairie-a:/lundi.sql.gz"]["received_at"]))
         due = add_months(received, 3)  # table-tested in test_durations.py
         just_before = isoformat(due - dt.timedelta(microseconds=1))
-        kept = sweep(instance, "--now", just_before)
-        assert 0 == kept.returncode, kept.stderr
-        assert (instance.area("mairie-a") / "lundi.sql.gz").exists()
-        done = sweep(instance, "--now", isoformat(due))
+        kept = json.loads(sweep(instance, "--dry-run", "--json", "--now", just_before).stdout)
+        assert 0 == kept["summary"]["planned"]["destroy"]
+        at_due = json.loads(sweep(instance, "--dry-run", "--json", "--now", isoformat(due)).stdout)
+        assert ["/lundi.sql.gz"] == [
+            d["path"] for d in at_due["decisions"] if d["action"] == "destroy"
+        ]
+        before = dt.datetime.now(dt.UTC)
+        done = sweep(instance)
+        after = dt.datetime.now(dt.UTC)
         assert 0 == done.returncode, done.stderr
         assert not (instance.area("mairie-a") / "lundi.sql.gz").exists()
+        assert (instance.area("mairie-a") / "mardi.sql.gz").exists()
         entry = catalog(instance)["mairie-a:/lundi.sql.gz"]
-        assert ("destroyed", "member-backups", isoformat(due)) == (
-            entry["state"],
-            entry["policy"],
-            entry["destroyed_at"],
-        )
+        assert ("destroyed", "member-backups") == (entry["state"], entry["policy"])
+        assert before <= parse_iso(str(entry["destroyed_at"])) <= after
+        assert "received" == catalog(instance)["mairie-a:/mardi.sql.gz"]["state"]
         assert "1 destroyed (5.9 KiB freed)" in done.stdout
 
     def test_certificate_for_the_auditor(self, instance: TestInstance) -> None:
@@ -65,17 +89,20 @@ class TestSweep:
         destroyed, policy, and whether the content still matched."""
         instance.add_account("mairie-a")
         data = b"backup of 26 November"
-        drop(instance, "mairie-a", {"db.sql": data})
-        assert 0 == sweep(instance, "--now", FAR).returncode
+        drop(instance, "mairie-a", {"db.sql": data}, received=AGES_AGO)
+        before = dt.datetime.now(dt.UTC)
+        assert 0 == sweep(instance).returncode
+        after = dt.datetime.now(dt.UTC)
         (cert,) = instance.audit("destroyed")
         received = catalog(instance)["mairie-a:/db.sql"]["received_at"]
+        assert "2025-06-02T08:00:00.000000Z" == received
+        assert before <= parse_iso(str(cert["destroyed_at"])) <= after
         assert {
             "account": "mairie-a",
             "path": "/db.sql",
             "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
             "received_at": received,
-            "destroyed_at": "2040-01-01T00:00:00.000000Z",
             "policy": "member-backups",
             "integrity": "verified",
             "protocol": "sweeper",
@@ -102,28 +129,43 @@ class TestSweep:
         ] == [(d["path"], d["action"], d["policy"]) for d in doc["decisions"]]
         assert 2 == doc["summary"]["planned"]["destroy"]
 
+    def test_dry_run_says_a_waiting_forward_once(self, instance: TestInstance) -> None:
+        """Forwarding off: the dry run lists the outbox file once, as ``waiting`` (with the
+        reason), never also as ``would forward`` (issue 16 item 9)."""
+        instance.add_account("tech", role="technician")
+        path = instance.root / "data" / "outbox" / "tech" / "erp.bak"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"erp")
+        instance.cli("catalog", "scan", check=True)
+        dry = sweep(instance, "--dry-run")
+        assert 0 == dry.returncode, dry.stderr
+        lines = [line for line in dry.stdout.splitlines() if "/outbox/erp.bak" in line]
+        assert 1 == len(lines), dry.stdout
+        assert lines[0].lstrip().startswith("waiting") and "forwarding is off" in lines[0]
+        assert "would forward 0," in dry.stdout and "1 waiting" in dry.stdout
+
     def test_unmatched_files_are_kept_and_reported(self, instance: TestInstance) -> None:
         """With no policy for member areas, nothing is destroyed; each file is reported."""
         (instance.root / "policies" / "member-backups.toml").unlink()
         instance.add_account("mairie-a")
-        drop(instance, "mairie-a", {"old.sql": b"old"})
-        done = sweep(instance, "--now", FAR, "--json")
+        drop(instance, "mairie-a", {"old.sql": b"old"}, received=AGES_AGO)
+        done = sweep(instance, "--json")
         assert 0 == done.returncode
         doc = json.loads(done.stdout)
         assert [("/old.sql", "unmatched", None)] == [
             (d["path"], d["action"], d["policy"]) for d in doc["decisions"]
         ]
         assert (instance.area("mairie-a") / "old.sql").exists()
-        human = sweep(instance, "--now", FAR)
+        human = sweep(instance)
         assert "kept, no policy" in human.stdout
 
     def test_invalid_policy_stops_everything(self, instance: TestInstance) -> None:
         """A bad policy file: exit 2, one line naming file and key, nothing destroyed."""
         instance.add_account("mairie-a")
-        drop(instance, "mairie-a", {"db.sql": b"x"})
+        drop(instance, "mairie-a", {"db.sql": b"x"}, received=AGES_AGO)
         bad = instance.root / "policies" / "typo.toml"
         bad.write_text('[match]\narea = "member"\n[retention]\nkeep = "0 days"\nthen = "destroy"\n')
-        done = sweep(instance, "--now", FAR)
+        done = sweep(instance)
         assert 2 == done.returncode
         assert f"{bad}: retention.keep:" in done.stderr
         assert 1 == len(done.stderr.strip().splitlines())
@@ -132,11 +174,11 @@ class TestSweep:
     def test_altered_file_is_destroyed_and_said_so(self, instance: TestInstance) -> None:
         """A backup changed on disk is still destroyed; its certificate says ``altered``."""
         instance.add_account("mairie-a")
-        drop(instance, "mairie-a", {"db.sql": b"original"})
+        drop(instance, "mairie-a", {"db.sql": b"original"}, received=AGES_AGO)
         path = instance.area("mairie-a") / "db.sql"
         path.chmod(0o640)
         path.write_bytes(b"tampered")
-        assert 0 == sweep(instance, "--now", FAR).returncode
+        assert 0 == sweep(instance).returncode
         (cert,) = instance.audit("destroyed")
         assert (
             "altered",
@@ -148,18 +190,36 @@ class TestSweep:
     def test_second_sweep_is_skipped_while_one_runs(self, instance: TestInstance) -> None:
         """serve's sweeper and the timer's never overlap: the second one skips, exit 0."""
         instance.add_account("mairie-a")
-        drop(instance, "mairie-a", {"db.sql": b"x"})
+        drop(instance, "mairie-a", {"db.sql": b"x"}, received=AGES_AGO)
         with RunLock(instance.root / "state"):
-            done = sweep(instance, "--now", FAR)
+            done = sweep(instance)
         assert 0 == done.returncode
         assert "another sweep or forward is running" in done.stderr
         assert (instance.area("mairie-a") / "db.sql").exists()
 
     def test_bad_now_is_a_usage_error(self, instance: TestInstance) -> None:
         """``--now`` that is not ISO-8601: exit 2, one line."""
-        done = sweep(instance, "--now", "next tuesday")
+        done = sweep(instance, "--dry-run", "--now", "next tuesday")
         assert 2 == done.returncode
         assert "--now" in done.stderr
+
+    def test_now_without_dry_run_is_refused(self, instance: TestInstance) -> None:
+        """``sweep --now`` that would change anything: exit 2, one line saying why; nothing
+        destroyed, no certificate, no audit record, no monthly report (issue 16 item 8)."""
+        instance.add_account("mairie-a")
+        drop(instance, "mairie-a", {"db.sql": b"x"})
+        records = len(instance.audit())
+        for args in (("--now", FAR), ("--now", FAR, "--json"), ("--json", "--now", "2026-01-01")):
+            done = sweep(instance, *args)
+            assert 2 == done.returncode, done.stdout
+            assert 1 == len(done.stderr.strip().splitlines())
+            assert "--now is only for --dry-run" in done.stderr
+            assert "" == done.stdout
+        assert (instance.area("mairie-a") / "db.sql").exists()
+        assert "received" == catalog(instance)["mairie-a:/db.sql"]["state"]
+        assert records == len(instance.audit())
+        assert [] == list((instance.root / "log" / "reports").iterdir())
+        assert not (instance.root / "state" / "last-sweep.json").exists()
 
 
 class TestCrash:
@@ -167,11 +227,16 @@ class TestCrash:
         """A sweep killed with SIGKILL halfway through 200 expired files, then rerun: every
         file destroyed once, 200 certificates, one per entry."""
         instance.add_account("mairie-a")
-        drop(instance, "mairie-a", {f"d{i // 50}/b{i:03}.sql": os.urandom(64) for i in range(200)})
+        drop(
+            instance,
+            "mairie-a",
+            {f"d{i // 50}/b{i:03}.sql": os.urandom(64) for i in range(200)},
+            received=AGES_AGO,
+        )
         files = sorted(instance.area("mairie-a").rglob("*.sql"))
         assert 200 == len(files)
         proc = subprocess.Popen(
-            [*INTAKE, "--config", str(instance.config_file), "sweep", "--now", FAR],
+            [*INTAKE, "--config", str(instance.config_file), "sweep"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -187,7 +252,7 @@ class TestCrash:
         remaining = sum(f.exists() for f in files)
         assert 0 < remaining < 200, "the sweep was not caught halfway"
 
-        rerun = sweep(instance, "--now", FAR)
+        rerun = sweep(instance)
         assert 0 == rerun.returncode, rerun.stderr
         assert not any(f.exists() for f in files)
         certificates = instance.audit("destroyed")
@@ -223,15 +288,15 @@ class TestCrash:
         (cert,) = instance.audit("destroyed")
         assert ("member-backups", "verified") == (cert["policy"], cert["integrity"])
         assert "destroyed" == catalog(instance)["mairie-a:/db.sql"]["state"]
-        assert 0 == sweep(instance, "--now", FAR).returncode
+        assert 0 == sweep(instance).returncode
         assert 1 == len(instance.audit("destroyed"))
 
     def test_certificate_written_but_not_recorded(self, instance: TestInstance) -> None:
         """Killed between the certificate and the catalog record: no second certificate."""
         instance.add_account("mairie-a")
-        drop(instance, "mairie-a", {"db.sql": b"x"})
+        drop(instance, "mairie-a", {"db.sql": b"x"}, received=AGES_AGO)
         destroyed_but_not_catalogued(instance)
-        assert 0 == sweep(instance, "--now", FAR).returncode
+        assert 0 == sweep(instance).returncode
         assert 1 == len(instance.audit("destroyed"))
         entry = catalog(instance)["mairie-a:/db.sql"]
         assert ("destroyed", "2039-06-01T00:00:00.000000Z") == (

@@ -4,6 +4,8 @@ Rules:
 - Resolution order: ``--config FILE``, else ``$INTAKE_CONFIG``, else ``./intake.toml``,
   else the embedded default instance ``./var/`` (created on first use).
 - ``init`` creates what is missing and never overwrites a file: keys, config, policies.
+- Opening an instance makes ``log/reports/`` if missing (the auditor's ``/audit/reports/``
+  is there before the first monthly report).
 - Opening an instance builds each shared part once (accounts, storage, audit, guard,
   alerts); front-ends and commands receive them, never build their own.
 - The alerts dispatcher watches the audit log from the moment it is opened, in every
@@ -12,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ from intake.services.metrics import Metrics
 
 DEFAULT_INSTANCE = "var"
 CONFIG_NAME = "intake.toml"
+REPORTS_FOLDER = "reports"  # log/reports/: the auditor's /audit/reports/, there from the start
 
 
 def shipped_policies_dir() -> Path:
@@ -147,6 +151,8 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
             raise UsageError(
                 f"{cfg.root}: not an intake instance (no {sub.name}/); run intake init"
             )
+    with contextlib.suppress(OSError):  # the auditor's ``ls /audit/reports`` works at once
+        (cfg.log_dir / REPORTS_FOLDER).mkdir(mode=0o750, exist_ok=True)
     accounts = AccountStore(cfg.state_dir / "accounts.db", clock)
     # The audit trail says when things were written, whatever clock a run simulates
     # (``sweep --now``): its files stay in time order and never name a future month.

@@ -43,8 +43,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -84,6 +86,37 @@ def log_files(log_dir: Path) -> list[Path]:
     return [
         log_dir / n for n in sorted(names) if n.startswith(FILE_PREFIX) and n.endswith(FILE_SUFFIX)
     ]
+
+
+_FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h
+
+
+def _keep_room(fd: int, offset: int, room: int) -> None:
+    """Allocate ``room`` bytes to ``fd`` from ``offset`` without changing its size; on a
+    filesystem that cannot, check that it has that much free (``OSError`` when not)."""
+    libc = _libc()
+    if libc is not None:
+        if libc.fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, room) == 0:
+            return
+        error = ctypes.get_errno()
+        if error not in (errno.EOPNOTSUPP, errno.ENOSYS):
+            raise OSError(error, os.strerror(error))
+    st = os.fstatvfs(fd)
+    if st.f_bavail * st.f_frsize < room:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library's ``fallocate`` (Linux), or None where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fallocate.restype = ctypes.c_int
+    return libc
 
 
 def line_hash(line: bytes) -> str:
@@ -568,6 +601,25 @@ class ChainWriter:
         """For a timer: sign records that waited ``interval`` seconds."""
         with self._locked():
             self._current_head()
+
+    def reserve(self, room: int) -> None:
+        """Make sure the next ``room`` bytes appended to the log can be written, before an
+        act that must not happen unrecorded (the sweeper's unlink); else ``AuditUnavailable``.
+
+        The blocks are allocated to the current month file beyond its end
+        (``fallocate(FALLOC_FL_KEEP_SIZE)``: the file's size and content are unchanged,
+        a reader sees nothing), so the appends that follow do not need new blocks of a
+        filesystem that fills meanwhile. Appends from every process use that room, so it
+        holds for the caller as long as the others write less than ``room`` in between.
+        On a filesystem without ``fallocate`` the free space is checked instead.
+        """
+        with self._locked():
+            _, target = self._current_head()
+            fd = self._open_fd(target)
+            try:
+                _keep_room(fd, os.fstat(fd).st_size, room)
+            except OSError as exc:
+                raise self._unavailable(str(target), exc) from None
             self._checkpoint_if_due_locked()
 
     def rotate(

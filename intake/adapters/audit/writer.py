@@ -167,6 +167,11 @@ class AuditLog:
     def checkpoint_if_due(self) -> None:
         self.chain.checkpoint_if_due()
 
+    def reserve(self, room: int) -> None:
+        """Room for the next ``room`` bytes of records, or ``AuditUnavailable`` now: called
+        before an act that must not happen unrecorded (``ChainWriter.reserve``)."""
+        self.chain.reserve(room)
+
     def start_checkpoint_timer(self, period: float) -> None:
         """Sign records that waited ``checkpoint_interval`` even when no more arrive
         (``serve``); checked every ``period`` seconds, stopped by ``close``."""

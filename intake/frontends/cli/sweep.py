@@ -1,15 +1,19 @@
-"""``intake sweep [--dry-run] [--now ISO] [--json] [--all]`` and ``intake forward ID``.
+"""``intake sweep [--dry-run [--now ISO]] [--json] [--all]`` and ``intake forward ID``.
 
 Rules:
-- ``--now`` replaces the clock for the whole run: the plan, the catalog's times and the
-  certificates' ``destroyed_at``/``forwarded_at`` all read it. Only the audit records'
-  own ``ts`` stays the wall clock (see ``intake.services.instance``).
+- ``--now`` is for ``--dry-run`` only: it asks what a sweep at that time would do (the
+  plan, the waits). A sweep that changes anything always reads the real clock, so nothing
+  is destroyed early, no certificate names a time that has not come and no monthly
+  report is written for a month not over: ``--now`` without ``--dry-run`` is a usage
+  error (exit 2, one line), checked before the instance is opened.
 - ``sweep`` exits 0 when everything it tried succeeded (or when it skipped because
   another sweep holds the lock), 1 when a destruction or a forward failed, 2 on bad usage
   or an invalid policy file (then nothing at all is done).
 - Human output: one line per file acted on (or, dry, to be acted on), every file kept
-  without a policy or held, each naming its policy and reason; then a summary (counts,
-  bytes freed, failures). ``--all`` also lists the files kept. ``--json``: one object.
+  without a policy or held, each naming its policy and reason (a forward that waits:
+  forwarding off, backoff, is one ``waiting`` line, never also ``would forward``); then
+  a summary (counts, bytes freed, failures). ``--all`` also lists the files kept.
+  ``--json``: one object.
 - ``forward ID`` sends one catalogued file (a member's backup too) to the vendor now,
   from the host: no download and re-upload over a slow line. The file stays; its policy
   still decides when it is destroyed.
@@ -35,10 +39,17 @@ from intake.services import instance as instance_mod
 from intake.services.instance import Instance
 from intake.services.sweeper.sweep import Sweeper, SweepReport
 
+NOW_NEEDS_DRY_RUN = (
+    "--now is only for --dry-run: a sweep that destroys or forwards always uses the real "
+    "clock (try: intake sweep --dry-run --now TIME)"
+)
+
 
 def _open(args: argparse.Namespace) -> Instance:
     clock: Clock = common.CLOCK
     if getattr(args, "now", None):
+        if not getattr(args, "dry_run", False):
+            raise UsageError(NOW_NEEDS_DRY_RUN)
         try:
             clock = FixedClock(parse_iso(args.now))
         except ValueError:
@@ -121,10 +132,13 @@ def print_report(report: SweepReport, everything: bool) -> None:
         Action.HOLD: "held",
         Action.KEEP: "kept",
     }
+    waits = {w["id"] for w in report.waiting}
     for d in doc["decisions"]:
         action = Action(d["action"])
         if not report.dry_run and action in (Action.DESTROY, Action.FORWARD):
             continue  # said below, as done or failed
+        if action is Action.FORWARD and d["id"] in waits:
+            continue  # said below as waiting (forwarding off, backoff), not as a forward
         tail = f"{d['policy'] or '-'}: {d['reason']}"
         print(_line(labels[action], d, display(tail)))
     for c in report.forwarded:
@@ -141,7 +155,7 @@ def print_report(report: SweepReport, everything: bool) -> None:
     if report.dry_run:
         print(
             f"summary: would destroy {planned['destroy']} ({human_size(s['bytes_to_free'])}), "
-            f"would forward {planned['forward']}, {planned['keep']} kept, "
+            f"would forward {planned['forward'] - s['waiting']}, {planned['keep']} kept, "
             f"{planned['unmatched']} without policy (kept), {planned['hold']} held, "
             f"{s['waiting']} waiting"
         )
@@ -206,7 +220,9 @@ def register(sub: Any, add: common.Add) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     p.add_argument(
-        "--now", metavar="ISO-8601", help="use this time instead of the clock for the whole run"
+        "--now",
+        metavar="ISO-8601",
+        help="with --dry-run only: what a sweep at this time would do",
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="also list the files kept")

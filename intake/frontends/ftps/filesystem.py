@@ -286,6 +286,8 @@ class SessionFS(AbstractedFS):  # type: ignore[misc]
                 "size": str(entry.size),
                 "modify": time.strftime("%Y%m%d%H%M%S", time.gmtime(entry.mtime)),
                 "perm": "elcm" if entry.is_dir else "r",  # a hint; FileSession decides
+                # the mode LIST shows, so a client shows the same permissions either way
+                "unix.mode": f"0{stat.S_IMODE(entry.mode):o}",
             }
             text = "".join(f"{k}={v};" for k, v in values.items() if k in facts)
             yield self._encode(f"{text} {entry.name}\r\n")

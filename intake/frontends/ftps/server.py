@@ -60,7 +60,13 @@ from intake.core.messages import Say
 from intake.core.model import Account
 from intake.frontends.ftps import replies
 from intake.frontends.ftps.filesystem import SessionFS
-from intake.frontends.ftps.tls import DataChannel, SessionOwners, TlsContexts, TlsMaterial
+from intake.frontends.ftps.tls import (
+    DataChannel,
+    DataListener,
+    SessionOwners,
+    TlsContexts,
+    TlsMaterial,
+)
 from intake.frontends.listener import ThreadedListener
 from intake.services.access.guard import Refusal, Slot
 from intake.services.access.sessions import Credential, LiveSession
@@ -111,6 +117,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     tls_control_required = True
     tls_data_required = True
     dtp_handler = DataChannel
+    passive_dtp = DataListener
     abstracted_fs = SessionFS
     authorizer = _Rules()
     banner = ""  # ``[server] banner``, set by FtpsService
@@ -149,6 +156,9 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         self._login_audited = False
         self._finished = False
         super().__init__(conn, server, ioloop)
+        # MLSD/MLST give the mode LIST shows (FileZilla and lftp display it).
+        if "unix.mode" not in self._current_facts:
+            self._current_facts.append("unix.mode")
 
     # -- connection life -------------------------------------------------------------
 
@@ -227,6 +237,24 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
     def reply(self, code: int, say: Say) -> None:
         """Send ``code`` with the table's text for ``say`` in ``[server] lang``."""
         self.respond(f"{code} {replies.text(say, self.lang)}")
+
+    def refuse_data_connection(self, ip: str, reason: str) -> None:
+        """A connection to this client's passive port that is not its data connection
+        (``tls.DataListener``): audited ``denied`` and scored against its address, once
+        that address is not already banned (so a blocked source adds no more records)."""
+        guard = self.instance.guard
+        if guard.banned(ip):
+            return
+        try:
+            if ip == self.remote_ip and self.files is not None:
+                self.files.refused("data connection", reason)
+            else:
+                self.instance.audit.record(
+                    "denied", ip=ip, protocol=PROTOCOL, operation="data connection", reason=reason
+                )
+            guard.login_failed(ip, PROTOCOL)
+        except AuditUnavailable as exc:  # the connection is closed all the same
+            log.error("ftps: %s", exc)
 
     # -- commands --------------------------------------------------------------------
 

@@ -23,6 +23,17 @@ Rules:
   connections, so it may offer the ticket of its other connection). Knowing such a
   session's master secret is what proves the data connection's peer is that client: a
   full handshake, or a session of anyone else, is refused (audited ``denied``, 522).
+- A passive port waits for its client's own data connection (``DataListener``): a
+  connection from another address, or from the client's address that does not resume a
+  session of this client (a wrong session, a failed handshake, or still in its handshake
+  when the right one is handed over), is closed, audited ``denied`` (operation ``data
+  connection``, its address) and scored against its address by the guard; the transfer
+  goes on with the right connection. A connection from the client's address that closes
+  before its handshake, or does not start it within ``HANDSHAKE_SECONDS``, is closed
+  quietly: a client whose command was refused closes the data connection it had opened.
+  Nothing is said on the control connection then: when the port times out with no right
+  connection after a refused session from the client's own address, the reply is the
+  522 above (the client does not resume sessions).
 - Nothing is sent on a data connection before its handshake is done.
 - An upload is received only when the client ended the data connection with its TLS
   close_notify (every byte it meant to send has arrived); otherwise it is interrupted.
@@ -42,6 +53,8 @@ from typing import Any, Protocol
 from OpenSSL import SSL
 from pyftpdlib.handlers import TLS_DTPHandler
 from pyftpdlib.handlers.ftp.data import DTPHandler
+from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
+from pyftpdlib.ioloop import AsyncChat
 
 from intake.adapters.keys import TlsPair, read_tls_pair
 from intake.core import messages
@@ -54,6 +67,13 @@ from intake.services.files import FileSession
 log = logging.getLogger("intake.ftps")
 CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20"
 TLS_SESSION_SECONDS = 24 * 3600  # the control connection's session must outlive its transfers
+HANDSHAKE_SECONDS = 10.0  # a connection to a passive port must finish its TLS handshake
+MAX_WAITING = 8  # connections to one passive port in their handshake at once
+NOT_RESUMED = "data connection did not resume a TLS session of this client"
+REUSE_REQUIRED = (
+    "522 Data connection must resume the TLS session of the control connection"
+    " (session reuse required)."
+)
 
 
 @dataclass(frozen=True)
@@ -187,18 +207,128 @@ class ControlConnection(Protocol):
     tls_sessions: SessionOwners
     end_reason: str
 
+    def refuse_data_connection(self, ip: str, reason: str) -> None:
+        """A connection to this client's passive port that is not its data connection."""
+
+
+class DataListener(PassiveDTP):  # type: ignore[misc]
+    """The passive port of one PASV/EPSV: hands its client's data connection over, and only it.
+
+    pyftpdlib's ``PassiveDTP`` answers a connection from another address with a 425 on
+    the control connection (the client's transfer fails) and gives the port to the first
+    connection from the client's address, before any TLS. Here every connection from the
+    client's address becomes a waiting ``DataChannel``; the first whose TLS session
+    proves it is the client's is handed over (and the port closed); any other is closed
+    and reported to the control connection (``refuse_data_connection``).
+    """
+
+    def __init__(self, cmd_channel: Any, extmode: bool = False) -> None:
+        self.waiting: list[DataChannel] = []
+        self.refused_session = False
+        super().__init__(cmd_channel, extmode)
+
+    def handle_accepted(self, sock: socket.socket, addr: Any) -> None:
+        control = self.cmd_channel
+        ip = str(addr[0])
+        if not control.connected:
+            sock.close()
+            self.close()
+            return
+        if ip != control.remote_ip:
+            control.refuse_data_connection(ip, "connection to another client's passive port")
+            sock.close()
+            return
+        if not (control._prot and control.require_session_reuse):
+            super().handle_accepted(sock, addr)  # the session is not what decides
+            return
+        if len(self.waiting) >= MAX_WAITING:
+            control.refuse_data_connection(ip, "too many data connections in their handshake")
+            sock.close()
+            return
+        channel = self.cmd_channel.dtp_handler(sock, control, self)
+        if not channel._closed:
+            self.waiting.append(channel)
+
+    def hand_over(self, channel: DataChannel) -> bool:
+        """``channel`` proved its session: it becomes the data connection, the port closes."""
+        control = self.cmd_channel
+        if self._closed or not control.connected or control._dtp_acceptor is not self:
+            return False
+        self.waiting.remove(channel)
+        others, self.waiting = self.waiting, []
+        for other in others:  # a client opens one data connection per PASV: not its own
+            other.drop("another connection to the passive port, once the data connection came")
+        self.close()
+        control.data_channel = channel
+        control._on_dtp_connection()
+        return True
+
+    def handle_timeout(self) -> None:
+        control = self.cmd_channel
+        if self.refused_session and control.connected and not self._closed:
+            control.respond(REUSE_REQUIRED, logfun=log.info)
+            self.close()
+            return
+        super().handle_timeout()
+
+    def close(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for channel in waiting:
+            channel.drop(None)
+        super().close()
+
 
 class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
-    """A data connection: must resume its control session; tells finished from cut uploads."""
+    """A data connection: must resume its control session; tells finished from cut uploads.
 
-    def __init__(self, sock: socket.socket, cmd_channel: ControlConnection) -> None:
+    Made by a ``DataListener`` it waits (``listener`` set) until its handshake: handed
+    over if its session is the client's, else dropped (``drop``) without a word on the
+    control connection and without touching its transfer.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        cmd_channel: ControlConnection,
+        listener: DataListener | None = None,
+    ) -> None:
         self._refusal: str | None = None
         self._settled = False
+        self._listener = listener
+        self._handshake_timer: Any = None
         super().__init__(sock, cmd_channel)
+        if listener is not None and not self._closed:
+            self._handshake_timer = self.ioloop.call_later(
+                HANDSHAKE_SECONDS, self._handshake_expired, _errback=self.handle_error
+            )
+
+    def _handshake_expired(self) -> None:
+        if self._listener is not None:
+            self.drop(None)  # like a close before the handshake: see ``close``
+
+    def drop(self, reason: str | None) -> None:
+        """Close a connection that never became the data connection; with ``reason``, it
+        is refused (audited and scored against its address by the control connection)."""
+        listener, self._listener = self._listener, None
+        self._settled = True
+        if self._handshake_timer is not None and not self._handshake_timer.cancelled:
+            self._handshake_timer.cancel()
+        if self._idler is not None and not self._idler.cancelled:
+            self._idler.cancel()
+        if listener is not None:
+            if self in listener.waiting:
+                listener.waiting.remove(self)
+            if reason is not None:  # recorded before the client sees the connection end
+                if reason == NOT_RESUMED:
+                    listener.refused_session = True
+                self.cmd_channel.refuse_data_connection(self.cmd_channel.remote_ip, reason)
+        AsyncChat.close(self)  # the socket only: nothing said, no transfer touched
 
     def handle_ssl_established(self) -> None:
         control: ControlConnection = self.cmd_channel
         key = self.socket.master_key()
+        if self._handshake_timer is not None and not self._handshake_timer.cancelled:
+            self._handshake_timer.cancel()
         if (
             control.require_session_reuse
             and key != control.socket.master_key()
@@ -207,7 +337,10 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
                 and control.tls_sessions.belongs(key, control.account.name, control.remote_ip)
             )
         ):
-            self._refusal = "data connection did not resume a TLS session of this client"
+            if self._listener is not None:  # waiting: not the client's; the port waits on
+                self.drop(NOT_RESUMED)
+                return
+            self._refusal = NOT_RESUMED
             if control.files is not None:
                 control.files.refused("data connection", self._refusal)
             self._resp = (
@@ -217,8 +350,19 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
             )
             self.close()
             return
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.hand_over(self):
+            self._listener = listener
+            self.drop(None)  # the port was closed meanwhile (new PASV, control gone)
+            return
         if not self.receive and self.producer_fifo:
             self.initiate_send()  # what waited for the handshake (see ``initiate_send``)
+
+    def handle_failed_ssl_handshake(self) -> None:
+        if self._listener is not None:
+            self.drop("TLS handshake failed on the data connection")
+            return
+        super().handle_failed_ssl_handshake()
 
     def initiate_send(self) -> None:
         # pyftpdlib starts sending (and, for an empty listing or file, closes) as soon as
@@ -277,6 +421,11 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
             self._resp = (f"426 {messages.text(Say.INTERRUPTED)}.", log.info)
 
     def close(self) -> None:
+        if self._listener is not None:  # waiting: closed before it proved its session
+            # Not refused: a client whose command was refused (550) closes the data
+            # connection it had opened, before any handshake (rclone does).
+            self.drop(None)
+            return
         if not self._settled and not self._closed:
             self._settled = True
             try:

@@ -24,12 +24,12 @@ from pathlib import Path
 
 from intake.core.errors import IntakeError, UsageError
 from intake.services.documents import signed as documents
-from intake.services.instance import Instance
+from intake.services.instance import REPORTS_FOLDER, Instance
 from intake.services.reports import html as report_html
 from intake.services.reports.data import Window, gather, member_names
 
 log = logging.getLogger("intake.reports")
-FOLDER = "reports"
+FOLDER = REPORTS_FOLDER
 SUMMARY = "_all.html"
 
 

@@ -3,9 +3,18 @@
 Rules:
 - The order, for each file: the file is still there (else ``vanished``, nothing
   destroyed); ``record_destroy_intent``; re-hash (a mismatch is recorded as ``altered``
-  and the certificate says so); unlink and fsync the folder (``storage.destroy_file``);
-  the ``destroyed`` audit record (the certificate: entry, account, path, size, sha256,
-  received_at, destroyed_at, policy, integrity); ``record_destroyed``.
+  and the certificate says so); room in the audit log for the ``destroyed`` record
+  (``AuditLog.reserve``: ``RECORD_ROOM`` bytes allocated to the log file before the
+  unlink, so a log that fills meanwhile cannot refuse it); unlink and fsync the folder
+  (``storage.destroy_file``); the ``destroyed`` audit record (the certificate: entry,
+  account, path, size, sha256, received_at, destroyed_at, policy, integrity);
+  ``record_destroyed``.
+- No file is unlinked unless its record can be written: a log without that room stops
+  the run (``AuditUnavailable``) with the file still on disk. A run cut by a full log
+  leaves every file on disk or with its ``destroyed`` record. (What the reservation
+  cannot cover: other processes appending more than ``RECORD_ROOM`` in the few
+  milliseconds between it and the record, or the record falling into a new month's
+  file; a kill at that instant is covered by the intent, as below.)
 - The certificate is a signed document (``intake.services.documents.signed``) kept in the
   catalog before the ``destroyed`` record is written; that record carries its
   fingerprint. The audit key is loaded before anything is destroyed.
@@ -39,6 +48,10 @@ from intake.services.instance import Instance
 from intake.services.sweeper.report import SweepReport, describe, record_entry
 
 log = logging.getLogger("intake.sweeper")
+# Room kept in the audit log before each unlink: a ``destroyed`` record (about 1 KiB,
+# at most a few with the longest names allowed) and a checkpoint, with a wide margin
+# for what other processes append meanwhile.
+RECORD_ROOM = 64 * 1024
 
 
 class Destroyer:
@@ -104,6 +117,7 @@ class Destroyer:
                 actual_sha256=actual,
                 reason="found when destroying",
             )
+        self.audit.reserve(RECORD_ROOM)  # AuditUnavailable: stop with the file still here
         destroy_file(path)
         report.bytes_freed += st.st_size
         # The certificate is written after the unlink: with the file still here, none was.

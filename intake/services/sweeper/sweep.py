@@ -1,8 +1,9 @@
 """The sweeper: plan with the retention policies, then destroy and forward (borg's prune).
 
 One run: take the run lock, finish any destruction a killed run left half-done, plan
-(``intake.core.policy.plan`` with ``now`` from the instance's clock, so ``--now`` governs
-the whole run), then carry the plan out. ``dry_run`` plans and reports, changes nothing.
+(``intake.core.policy.plan`` with ``now`` from the instance's clock), then carry the plan
+out. ``dry_run`` plans and reports, changes nothing; ``serve`` and ``intake sweep`` give it
+the real clock; the command line lets only a dry run read another (``--dry-run --now``).
 
 Rules:
 - One sweeper at a time per instance (``lock``): a run that finds the lock held
