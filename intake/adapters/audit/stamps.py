@@ -7,11 +7,12 @@ head a checkpoint earlier in the log signed at record S; ``interval`` is the wri
 ``timestamp_interval`` in seconds; ``tsa`` and ``gen_time`` only repeat what the token
 says, for a reader.
 
-Rules (with CA certificates given; without, tokens are counted and reported, not checked
-nor required):
-- Every token must verify (``tsa.check``: signature, chain to a given CA, message imprint
-  = H) and H must be the head a checkpoint of this log signed at S: a token proves
-  records 1..S existed at its time.
+Rules:
+- Always: a timestamp record holds exactly its members, and H is the head a checkpoint
+  of this log signed at S (a fact of the log itself, no key needed).
+- With CA certificates given (without, tokens are counted and reported, not checked nor
+  required): every token must verify (``tsa.check``: signature, chain to a given CA,
+  message imprint = H); a token proves records 1..S existed at its time.
 - A record is covered by the first token whose S reaches it. Checkpoint and timestamp
   records carry no event of their own (a signature, a token) and need no cover.
 - A record covered by a token more than twice ``interval`` younger than the record's own
