@@ -12,9 +12,13 @@ A fresh log folder and audit key in a temporary folder, written through the real
   fed pre-rendered records; this also grows the log to N records (default 1 000 000);
 - ``verify``: ``intake.adapters.audit.verify.verify_log`` over all N records (chain,
   sequence, every checkpoint signature), as ``intake audit verify`` runs it.
+- ``--tokens T``: the batched part also writes T ``timestamp`` records, spread evenly,
+  each a real RFC 3161 token from a local ``openssl ts`` authority (``tests/tsa.py``)
+  for the head a checkpoint just signed; then ``verify_tokens`` is the same check with
+  the authority's CA (``audit verify --tsa-ca-file``: every token, every record's cover).
 
     .venv/bin/python bench/audit_verify.py [--records 1000000] [--fsynced 2000]
-        [--processes 4] [--dir /var/tmp]
+        [--processes 4] [--dir /var/tmp] [--tokens 1000]
 
 Writes bench/out/audit_verify.json. Not a test: no figure here is asserted anywhere. On a
 shared, loaded machine compare the CPU seconds of ``verify``: wall time then measures the
@@ -24,6 +28,7 @@ other tenants.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import multiprocessing
 import os
@@ -37,10 +42,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from intake.adapters.audit import signing  # noqa: E402
+from intake.adapters.audit import signing, tsa  # noqa: E402
 from intake.adapters.audit import verify as audit_verify  # noqa: E402
 from intake.adapters.audit.writer import AuditLog  # noqa: E402
-from intake.core.clock import SystemClock  # noqa: E402
+from intake.core.clock import SystemClock, isoformat  # noqa: E402
 
 
 def writer(root: Path) -> AuditLog:
@@ -62,10 +67,12 @@ def write(root: Path, count: int, tag: str) -> None:
     audit.close()
 
 
-def write_batched(root: Path, count: int) -> None:
+def write_batched(root: Path, count: int, tokens: int = 0, url: str = "") -> None:
     """The chain writer itself (lock, head check, write, hash; checkpoints every 1000),
-    fed pre-rendered records: what it costs beyond structlog's rendering."""
+    fed pre-rendered records: what it costs beyond structlog's rendering. ``tokens``:
+    that many time-stamps from the authority at ``url``, spread evenly."""
     audit = writer(root)
+    every = count // tokens if tokens else 0
     template = (
         '{"ts": "2026-12-02T09:14:03.512204Z", "event": "catalogued", '
         '"account": "mairie-cerilly", "protocol": "cli", "path": "/sauvegardes/base-%07d.sql.gz", '
@@ -74,6 +81,19 @@ def write_batched(root: Path, count: int) -> None:
     )
     for i in range(count):
         audit.chain.append(template % i, durable=False)
+        if every and i % every == every - 1:
+            info = audit.checkpoint("timestamp")
+            assert info is not None
+            token = tsa.request(url, info.head, 30)
+            audit.record(
+                "timestamp",
+                stamps=info.seq,
+                head=info.head,
+                tsa=token.authority,
+                gen_time=isoformat(token.gen_time),
+                interval=10**9,  # the records' times are a fixed template: no time rule here
+                response=base64.b64encode(token.response).decode(),
+            )
     audit.chain.sync()
     audit.close()
 
@@ -84,6 +104,7 @@ def main() -> None:
     parser.add_argument("--fsynced", type=int, default=2000, help="records in the fsync runs")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--dir", default=None, help="where to write (default: $TMPDIR)")
+    parser.add_argument("--tokens", type=int, default=0, help="time-stamp tokens in the log")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="intake-bench-audit-", dir=args.dir))
     results: dict[str, object] = {
@@ -138,9 +159,16 @@ def main() -> None:
         print(f"{args.processes} processes, lock+fsync: {total / took:,.0f} records/s together")
 
         remaining = max(0, args.records - total - args.fsynced)
+        authority = None
+        if args.tokens:
+            from tests.tsa import Authority, make_pki
+
+            authority = Authority(make_pki(base / "tsa")).start()
         began = time.perf_counter()
-        write_batched(base, remaining)
+        write_batched(base, remaining, args.tokens, authority.url if authority else "")
         took = time.perf_counter() - began
+        if authority is not None:
+            authority.stop()
         results["batched"] = {"records": remaining, "seconds": took, "per_second": remaining / took}
         print(f"batched (one fsync), lock per record: {remaining / took:,.0f} records/s")
 
@@ -162,6 +190,22 @@ def main() -> None:
             f"verify: {report.records:,} records ({size / 2**20:,.0f} MiB, "
             f"{report.checkpoints:,} checkpoints) in {took:.1f} s ({cpu:.1f} s of CPU)"
         )
+        if args.tokens:
+            roots = tsa.load_roots(base / "tsa" / "ca.crt")
+            began, cpu = time.perf_counter(), time.process_time()
+            report = audit_verify.verify_log(base / "log", trusted, tsa_roots=roots)
+            took, cpu = time.perf_counter() - began, time.process_time() - cpu
+            assert report.ok, report.problem
+            results["verify_tokens"] = {
+                "records": report.records,
+                "tokens": report.timestamps.tokens,
+                "seconds": took,
+                "cpu_seconds": cpu,
+            }
+            print(
+                f"verify with --tsa-ca-file: {report.records:,} records, "
+                f"{report.timestamps.tokens:,} tokens in {took:.1f} s ({cpu:.1f} s of CPU)"
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     out = ROOT / "bench" / "out"

@@ -98,6 +98,19 @@ KINDS: dict[str, KindText] = {
             "agrandir le volume ou libérer de la place (hors sauvegardes reçues)",
         ),
     ),
+    "timestamp.failing": KindText(
+        "Horodatage du journal d'audit en échec",
+        "audit time-stamping failing",
+        "L'autorité d'horodatage ([audit] tsa_url) ne répond pas ou refuse : la tête du "
+        "journal d'audit n'est plus horodatée. Les dépôts continuent ; les essais aussi. "
+        "Un enregistrement non horodaté pendant plus de deux intervalles fera échouer "
+        "intake audit verify --tsa-ca-file.",
+        (
+            "l'autorité : joignable depuis le serveur (pare-feu, proxy, DNS) ? certificat ?",
+            "les essais : journal du service (journalctl -u intake)",
+            "le dernier horodatage : intake audit show --event timestamp",
+        ),
+    ),
     "banned": KindText(
         "Adresse bannie",
         "address banned",

@@ -171,6 +171,10 @@ class MetricsSection:
 class AuditSection:
     checkpoint_every: int = 1000  # records between two signed checkpoints
     checkpoint_interval: int = 300  # seconds a record may wait for its checkpoint; 0 = off
+    tsa_url: str = ""  # an RFC 3161 time-stamping authority (http/https); "" = off
+    tsa_ca_file: str = ""  # its CA certificate(s), PEM: serve checks each token it gets
+    timestamp_interval: int = 3600  # seconds between two time-stamps of the signed head
+    head_recipients: tuple[str, ...] = ()  # mailed the signed head each month ([alerts] SMTP)
 
 
 @dataclass(frozen=True)
@@ -307,6 +311,12 @@ allow_remote = false              # listen refuses a non-loopback address unless
 [audit]                           # the hash-chained audit log (log/) and its signed checkpoints
 checkpoint_every = 1000           # a signed checkpoint after this many records ...
 checkpoint_interval = "5 minutes" # ... or once a record waited this long ("" = only by count)
+tsa_url = ""                      # an RFC 3161 time-stamping authority, e.g. a qualified
+                                  # eIDAS one: serve has the signed head time-stamped
+tsa_ca_file = ""                  # its CA certificate(s), PEM ("" = tokens not checked)
+timestamp_interval = "1 hour"     # how often the head is time-stamped
+head_recipients = []              # e.g. ["dpo@agence.example.fr"]: the signed head is
+                                  # mailed each month (through [alerts]' SMTP settings)
 [alerts]                          # e-mails to the on-call address; off while smtp_host
 smtp_host = ""                    # and command are both empty
 smtp_port = 0                     # 0: 587 for starttls, 465 for tls, 25 for none
@@ -427,6 +437,7 @@ _INTERVAL_KEYS = frozenset(
         "alerts.retry",
         "alerts.forward_failing",
         "audit.checkpoint_interval",
+        "audit.timestamp_interval",
     }
 )
 _ZERO_INTERVALS = frozenset({"alerts.throttle", "alerts.forward_failing"})  # "0 minutes" ok
@@ -466,10 +477,18 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(file, key, 'expected a string like "5% or 2 GiB"')
         return parse_free_space(value, file, key)
-    if key == "alerts.recipients":
+    if key in ("alerts.recipients", "audit.head_recipients"):
         if not isinstance(value, list):
             raise ConfigError(file, key, 'expected a list like ["astreinte@example.fr"]')
         return tuple(parse_address(v, file, key) for v in value)
+    if (
+        key == "audit.tsa_url"
+        and value != ""
+        and (not isinstance(value, str) or not value.startswith(("http://", "https://")))
+    ):
+        raise ConfigError(
+            file, key, f'expected an http:// or https:// URL (or "" for off), got {value!r}'
+        )
     if key == "limits.trusted_networks":
         if not isinstance(value, list):
             raise ConfigError(file, key, 'expected a list like ["192.0.2.0/24", "2001:db8::1"]')
@@ -547,6 +566,13 @@ def parse(text: str, file: Path) -> Config:
     alerts: AlertsSection = sections.get("alerts", AlertsSection())
     if alerts.smtp_host and not alerts.recipients:
         raise ConfigError(name, "alerts.recipients", "needed when alerts.smtp_host is set")
+    audit: AuditSection = sections.get("audit", AuditSection())
+    if audit.head_recipients and not alerts.smtp_host:
+        raise ConfigError(
+            name, "audit.head_recipients", "needs [alerts] smtp_host (the head goes by mail)"
+        )
+    if audit.tsa_url and audit.timestamp_interval == 0:
+        raise ConfigError(name, "audit.timestamp_interval", "needed when audit.tsa_url is set")
     if alerts.smtp_tls == "none" and alerts.smtp_host and not is_loopback(alerts.smtp_host):
         raise ConfigError(
             name,

@@ -10,12 +10,15 @@ Rules:
 - With a user, AUTH uses the password from its file (``Secret``): it never appears in
   argv, in a log line or in an error message. smtplib's debug output stays off.
 - Every failure is one ``SmtpError`` whose message says where and what, in one line.
+- Attachments (the signed audit head) are given as bytes with their name and type; the
+  name is intake's, never a client's.
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -54,7 +57,17 @@ def _context(settings: SmtpSettings) -> ssl.SSLContext:
     return context
 
 
-def build_message(settings: SmtpSettings, subject: str, body: str) -> EmailMessage:
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    data: bytes
+    maintype: str = "application"
+    subtype: str = "json"
+
+
+def build_message(
+    settings: SmtpSettings, subject: str, body: str, attachments: Sequence[Attachment] = ()
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
@@ -63,6 +76,10 @@ def build_message(settings: SmtpSettings, subject: str, body: str) -> EmailMessa
     message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(body, charset="utf-8")
+    for item in attachments:
+        message.add_attachment(
+            item.data, maintype=item.maintype, subtype=item.subtype, filename=item.filename
+        )
     return message
 
 
@@ -83,11 +100,13 @@ def _login(client: smtplib.SMTP, user: str, password: Secret, where: str) -> Non
         client.password = ""
 
 
-def send_mail(settings: SmtpSettings, subject: str, body: str) -> None:
+def send_mail(
+    settings: SmtpSettings, subject: str, body: str, attachments: Sequence[Attachment] = ()
+) -> None:
     """Hand one message to the server for every recipient; ``SmtpError`` if it did not
     take it for at least one of them (recipients it refused are in the message)."""
     where = f"{settings.host}:{settings.port}"
-    message = build_message(settings, subject, body)
+    message = build_message(settings, subject, body, attachments)
     try:
         if settings.tls == "tls":
             client: smtplib.SMTP = smtplib.SMTP_SSL(

@@ -32,6 +32,9 @@ Rules:
   a failure (checkpoints were removed, or the server could not sign). 0: by count only.
 - ``require_signed`` (a key given on the command line): a log in which no record is
   vouched for fails (no checkpoint, only lines without ``seq``, an empty log).
+- Time-stamp tokens (``timestamp`` records) are checked by ``stamps`` (its rules): with
+  the TSA's CA certificates given, every token must verify and every record older than
+  twice the time-stamp interval must be covered by one; without, they are reported.
 - Never raises on hostile input: every problem is a finding.
 """
 
@@ -45,7 +48,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from intake.adapters.audit import signing
+from cryptography import x509
+
+from intake.adapters.audit import signing, stamps
 from intake.adapters.audit.chain import (
     CHECKPOINT_KIND,
     CHECKPOINT_MEMBERS,
@@ -99,6 +104,7 @@ class Report:
     keys: list[str] = field(default_factory=list)  # the log's keys, in order (rotations)
     trusted: list[str] = field(default_factory=list)  # the keys the caller gave
     since_head: int | None = None
+    timestamps: stamps.StampReport = field(default_factory=stamps.StampReport)
     problem: Finding | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -188,11 +194,19 @@ class _Walk:
     """One pass over the log."""
 
     def __init__(
-        self, log_dir: Path, trusted: list[signing.Verifier], default_interval: int
+        self,
+        log_dir: Path,
+        trusted: list[signing.Verifier],
+        default_interval: int,
+        stamp_check: stamps.StampCheck,
     ) -> None:
         self.files = log_files(log_dir)
+        self.stamps = stamp_check
         self.report = Report(
-            files=len(self.files), trusted=[v.key_id for v in trusted], interval=default_interval
+            files=len(self.files),
+            trusted=[v.key_id for v in trusted],
+            interval=default_interval,
+            timestamps=stamp_check.report,
         )
         self.default_interval = default_interval
         self.trusted = {v.raw for v in trusted}  # grows forward, through counted checkpoints
@@ -256,7 +270,15 @@ class _Walk:
                 raise _Tampered(self._chain_problem(here, record, previous, digest, upcoming))
             if position in self.wanted:
                 self.hashes[position] = (digest, file, number)
-            if record.get("event") == "checkpoint" and self._checkpoint(here, record, prev):
+            event = record.get("event")
+            if event == "timestamp":
+                stamp_problem = self.stamps.token(record, position)
+                if stamp_problem is not None:
+                    raise _Tampered(_at(here, stamp_problem.message))
+            if self.stamps.required:
+                cover = event != "checkpoint" and event != "timestamp"
+                self.stamps.see(record.get("ts"), position, cover)
+            if event == "checkpoint" and self._checkpoint(here, record, prev):
                 self.tail_first = self.tail_latest = None
             else:
                 ts = record.get("ts")
@@ -332,6 +354,7 @@ class _Walk:
                 )
             )
         self.signers[raw] = None
+        self.stamps.signed(info.seq, info.head)
         following = _public_key(document.get("next_public_key"))
         counts = raw in self.trusted
         if counts:
@@ -450,6 +473,19 @@ class _Walk:
         first = self.first_chained or Finding("", self.files[0].name if self.files else None)
         raise _Tampered(_at(first, f"no record is signed by a trusted key ({detail})"))
 
+    def check_stamps(self) -> None:
+        """Records no time-stamp token covers (``stamps.StampCheck.finish``)."""
+        problem = self.stamps.finish()
+        if problem is not None:
+            raise _Tampered(self._located(problem))
+
+    def _located(self, problem: stamps.Problem) -> Finding:
+        """A finding at record ``problem.seq`` (a second, partial read for its line)."""
+        for position, (file, number, _) in enumerate(_lines(self.files), 1):
+            if position == problem.seq:
+                return Finding(problem.message, file, number, position)
+        return Finding(problem.message, None, None, problem.seq)
+
     def check_tail(self) -> None:
         """Only the newest records may wait for a checkpoint (see the module docstring)."""
         records = self.report.records
@@ -521,9 +557,14 @@ def verify_log(
     since_head: CheckpointInfo | None = None,
     require_signed: bool = False,
     default_interval: int = DEFAULT_INTERVAL,
+    tsa_roots: list[x509.Certificate] | None = None,
+    timestamp_interval: int = stamps.DEFAULT_INTERVAL,
 ) -> Report:
-    """Check the whole log under ``log_dir``; see the module docstring."""
-    walk = _Walk(log_dir, trusted, default_interval)
+    """Check the whole log under ``log_dir``; see the module docstring. ``tsa_roots``:
+    the time-stamping authority's CA certificates (tokens then checked and required)."""
+    walk = _Walk(
+        log_dir, trusted, default_interval, stamps.StampCheck(tsa_roots, timestamp_interval)
+    )
     kept: list[tuple[CheckpointInfo, str]] = []
     if since_head is not None:
         kept.append((since_head, "the kept head"))
@@ -547,6 +588,7 @@ def verify_log(
             walk.check_kept_head(info, source)
         walk.check_signed(require_signed)
         walk.check_tail()
+        walk.check_stamps()
     except _Tampered as exc:
         walk.report.problem = exc.finding
     walk.report.keys = walk.key_ids()

@@ -12,8 +12,9 @@ Rules:
   ``sha256``, ``reason``, ...).
 - Client-supplied strings are escaped: the JSON is pure ASCII (``\\uXXXX`` for anything
   else, control characters included) and long values are cut, so no client can forge a
-  line or flood the file. Human output re-escapes on display (``display``, the one rule
-  of ``intake.core.visible``).
+  line or flood the file (a time-stamp token, ``response``, is never cut: it is bounded
+  where it is received, ``tsa.MAX_REPLY``). Human output re-escapes on display
+  (``display``, the one rule of ``intake.core.visible``).
 - Secrets are never written: fields whose name says secret are dropped before rendering.
 - No global structlog configuration: each ``AuditLog`` has its own pipeline
   (``structlog_seam.audit_logger``), so tests and several instances in one process never
@@ -65,16 +66,20 @@ EVENTS = frozenset(
         "unbanned",
         "account.changed",
         "checkpoint",
+        "timestamp",
         "attributes.changed",
         "account.attacked",
         "alert",
         # beyond INTERFACE.md's list: every change a client makes is traceable
         "renamed",
         "mkdir",
+        # the signed head mailed to [audit] head_recipients (issue 15)
+        "head.sent",
     }
 )
 SECRET_FIELDS = frozenset({"password", "passphrase", "secret", "private_key", "token"})
 MAX_FIELD_CHARS = 4096
+WHOLE_FIELDS = frozenset({"response"})  # a time-stamp token: bounded by its reader, never cut
 Observer = Callable[[str, Mapping[str, Any]], None]
 
 
@@ -130,7 +135,7 @@ class AuditLog:
 
         def stamp(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
             clean = {
-                k: _clip(v)
+                k: v if k in WHOLE_FIELDS else _clip(v)
                 for k, v in event_dict.items()
                 if k not in SECRET_FIELDS and v is not None
             }

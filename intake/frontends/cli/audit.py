@@ -8,8 +8,14 @@ Rules:
   log in which no record is signed by a trusted key fails. With ``--public-key`` and
   ``--log-dir`` it reads nothing else: no instance is opened or created. Its first line
   says how far it read: a tampered log is never summed up as an empty one.
+- ``audit verify --tsa-ca-file FILE`` checks every time-stamp token against that CA and
+  requires every record older than twice the time-stamp interval to be covered by one
+  (``intake.adapters.audit.stamps``); without it, tokens are reported, not required. It
+  says up to which record the log is proven to have existed, and when.
 - ``audit head`` signs the records not yet signed (when it can), then prints the latest
   signed head: the JSON a data-protection officer keeps for ``verify --since-head``.
+  ``--send`` mails it to ``[audit] head_recipients`` (``intake.services.anchors``: with a
+  fresh time-stamp when an authority is configured); a mail that fails is exit 1.
 - The text view of ``audit show`` quotes every value holding a space, ``=`` or a quote
   (after escaping control and non-ASCII characters), so no client-chosen string can
   pose as another field; ``--json`` prints the records as they are.
@@ -24,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from intake.adapters.audit import signing
+from intake.adapters.audit import signing, stamps, tsa
 from intake.adapters.audit import verify as audit_verify
 from intake.adapters.audit import writer as audit_mod
 from intake.adapters.audit.chain import CheckpointInfo, last_checkpoint
@@ -34,6 +40,7 @@ from intake.core.errors import IntakeError, NotFound, UsageError
 from intake.frontends.cli import common
 from intake.frontends.cli.common import time_arg
 from intake.services.alerts.alerter import Alerts
+from intake.services.anchors import Anchors
 from intake.services.instance import Instance
 
 Open = Callable[[argparse.Namespace], Instance]
@@ -62,6 +69,8 @@ def _fields(record: dict[str, Any]) -> list[tuple[str, Any]]:
             shown.append(("next_key", doc["next_public_key"]))
         shown.append(("seq", record.get("seq")))
         return [(k, v) for k, v in shown if v is not None]
+    if record.get("event") == "timestamp":  # the token itself is for machines (--json)
+        return [(k, v) for k, v in record.items() if k not in ("ts", "event", "prev", "response")]
     return [(k, v) for k, v in record.items() if k not in ("ts", "event", "prev")]
 
 
@@ -167,6 +176,25 @@ def _print_details(report: audit_verify.Report) -> None:
         )
     if report.since_head is not None and report.ok:
         print(f"  extends the kept head at record {report.since_head}")
+    _print_stamps(report.timestamps)
+
+
+def _print_stamps(stamps: stamps.StampReport) -> None:
+    if not stamps.tokens:
+        if stamps.checked:
+            print("  time-stamped: no token yet")
+        return
+    if not stamps.checked:
+        print(
+            f"  time-stamps: {stamps.tokens} token(s), not checked (no --tsa-ca-file); the "
+            f"latest says records 1-{stamps.stamped_seq} existed at {stamps.stamped_at}"
+        )
+        return
+    print(
+        f"  time-stamped: records 1-{stamps.stamped_seq} existed at {stamps.stamped_at} "
+        f"(proven by {stamps.tokens} token(s) of {audit_mod.display(stamps.authority)}, "
+        f"checked against the TSA CA; one every {stamps.interval} s)"
+    )
 
 
 def cmd_verify(args: argparse.Namespace, load: Load) -> int:
@@ -189,8 +217,15 @@ def cmd_verify(args: argparse.Namespace, load: Load) -> int:
             )
     since = audit_verify.load_head(Path(args.since_head)) if args.since_head else None
     interval = cfg.audit.checkpoint_interval if cfg else audit_verify.DEFAULT_INTERVAL
+    roots = tsa.load_roots(Path(args.tsa_ca_file)) if args.tsa_ca_file else None
     report = audit_verify.verify_log(
-        log_dir, trusted, since, require_signed=bool(args.public_key), default_interval=interval
+        log_dir,
+        trusted,
+        since,
+        require_signed=bool(args.public_key),
+        default_interval=interval,
+        tsa_roots=roots,
+        timestamp_interval=(cfg.audit.timestamp_interval if cfg else stamps.DEFAULT_INTERVAL),
     )
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
@@ -217,11 +252,21 @@ def cmd_verify(args: argparse.Namespace, load: Load) -> int:
 def cmd_head(args: argparse.Namespace, open_: Open) -> int:
     inst = open_(args)
     info: CheckpointInfo | None
-    try:
-        info = inst.audit.checkpoint("head")
-    except IntakeError as exc:  # cannot sign now (no write access): the last signed head
-        print(f"intake: note: {exc}; showing the last signed head", file=sys.stderr)
-        info = last_checkpoint(inst.config.log_dir)
+    if args.send:  # the head mailed is the one printed
+        sent = Anchors(inst).send_head("cli")
+        info = sent.head
+        stamped = f", with the time-stamp of record {sent.stamp['stamps']}" if sent.stamp else ""
+        print(
+            f"signed head of record {info.seq} mailed to {len(sent.recipients)} "
+            f"recipient(s){stamped}",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    else:
+        try:
+            info = inst.audit.checkpoint("head")
+        except IntakeError as exc:  # cannot sign now (no write access): the last signed head
+            print(f"intake: note: {exc}; showing the last signed head", file=sys.stderr)
+            info = last_checkpoint(inst.config.log_dir)
     if info is None:
         raise NotFound(
             "no signed head yet: the instance has no audit key (intake init DIR creates it)"
@@ -330,9 +375,16 @@ def register(sub: Any, keys_sub: Any, add: common.Add) -> Any:
     )
     p.add_argument("--log-dir", metavar="DIR", help="the log folder (a copy will do)")
     p.add_argument("--since-head", metavar="FILE", help="a head kept earlier (audit head --json)")
+    p.add_argument(
+        "--tsa-ca-file",
+        metavar="FILE",
+        help="the time-stamping authority's CA certificate(s), PEM: check every time-stamp "
+        "token and require them",
+    )
     p.add_argument("--json", action="store_true")
     p = add(aud, "head", lambda a: cmd_head(a, open_), "sign and print the latest chain head")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--send", action="store_true", help="mail it to [audit] head_recipients as well")
 
     p = add(
         keys_sub,

@@ -35,6 +35,10 @@ Rules:
 - With ``[sweeper] interval`` set, a sweeper thread sweeps at start and then at that
   interval; it shares ``state/sweeper.lock`` with ``intake sweep`` (the systemd timer), so
   the two never overlap. It stops first, before the front-ends.
+- With ``[audit] tsa_url`` or ``head_recipients``, the anchor thread
+  (``intake.services.anchors``) time-stamps the signed head and mails it monthly, off
+  the connection threads; it starts after the front-ends and stops after them (one last
+  time-stamp), before the alert loop.
 - The alert loop starts first (it delivers what earlier runs left queued) and stops last,
   so the front-ends' last alerts are queued, and sent if the mail server answers.
 - Each front-end prints ``<name>: listening on HOST:PORT`` once it accepts connections
@@ -60,6 +64,7 @@ from intake.frontends.daemon.metrics_http import MetricsEndpoint
 from intake.frontends.ftps.server import FtpsService
 from intake.frontends.sftp.server import SftpService
 from intake.services.alerts.loop import AlertsLoop
+from intake.services.anchors import Anchors, AnchorThread
 from intake.services.cataloguer.cataloguer import Cataloguer
 from intake.services.health import gauges
 from intake.services.instance import Instance
@@ -93,6 +98,7 @@ class Daemon:
         self._lock: FileLock | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
         self.alerts: AlertsLoop | None = None
+        self.anchors: AnchorThread | None = None
 
     def reload_policies(self) -> None:
         """Read the policies again and re-date every live entry (start, SIGHUP)."""
@@ -162,6 +168,9 @@ class Daemon:
             if cfg.sweeper.interval:
                 self.sweeper = SweeperThread(inst, cfg.sweeper.interval)
                 self.sweeper.start()
+            if cfg.audit.tsa_url or cfg.audit.head_recipients:
+                self.anchors = AnchorThread(Anchors(inst))
+                self.anchors.start()
         except BaseException:
             self.stop()
             raise
@@ -211,6 +220,9 @@ class Daemon:
                 self.instance.listeners.remove(self.cataloguer)
             self.cataloguer.stop()
             self.cataloguer = None
+        if self.anchors is not None:  # after the front-ends: their last records get stamped
+            self.anchors.stop()
+            self.anchors = None
         if self.alerts is not None:
             self.alerts.stop()
             self.alerts = None

@@ -218,6 +218,11 @@ class Alerts:
     # -- delivering ------------------------------------------------------------------
 
     def _smtp(self) -> SmtpSettings:
+        return self.smtp_settings()
+
+    def smtp_settings(self, recipients: tuple[str, ...] | None = None) -> SmtpSettings:
+        """``[alerts]``' SMTP settings, to the on-call ``recipients`` unless others are given
+        (the audit head's ``[audit] head_recipients``)."""
         from intake.adapters.alerting.smtp import SmtpSettings  # smtplib and email: only to send
 
         s = self.settings
@@ -231,7 +236,7 @@ class Alerts:
             port=s.port,
             tls=s.smtp_tls,
             sender=s.sender or f"intake@{self.cfg.server.hostname}",
-            recipients=s.recipients,
+            recipients=s.recipients if recipients is None else recipients,
             user=s.smtp_user,
             password=password,
             ca_file=self.cfg.resolve(s.smtp_ca_file) if s.smtp_ca_file else None,
