@@ -4,6 +4,7 @@ Packages: ``audit`` (the chained, signed audit log), ``catalog`` (SQLite catalog
 arrivals), ``logs`` (the operational log; ``logs.structlog_seam`` is structlog's one seam),
 ``alerting`` (alert queue, SMTP, the command hook). Modules: ``storage`` (the filesystem
 jail), ``accounts`` + ``passwords`` + ``secrets``, ``keys`` (cryptography), ``sqlite``,
-``forwarder`` (paramiko client), ``holidays_fr``, ``diskspace``, ``locks``, ``systemd``.
+``forwarder`` (paramiko client), ``bans`` (blocks shared with the CLI, SQLite),
+``holidays_fr``, ``diskspace``, ``locks``, ``systemd``.
 Adapters import ``intake.core`` only, never a service or a front-end.
 """

@@ -5,5 +5,6 @@ the time; everything else is given "now"), ``model`` (accounts, roles, the arriv
 machine), ``paths`` (name checks, jail containment), ``authz`` (who may do what where),
 ``config`` + ``config_values``, ``durations`` and ``policy`` (retention plans, pure),
 ``alerts`` (what an incident says, grouped into one e-mail), ``messages`` (what a
-member reads when refused, both protocols), ``extent`` (the written ranges of an upload).
+member reads when refused, both protocols), ``extent`` (the written ranges of an
+upload), ``visible`` (client-chosen names shown with visible escapes).
 """

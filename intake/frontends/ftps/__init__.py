@@ -2,5 +2,6 @@
 
 Entry point: ``server.FtpsService`` (started by the daemon). ``server.ControlChannel`` is
 one control connection, ``tls`` the per-connection TLS and the data connection (session
-reuse), ``filesystem`` pyftpdlib's filesystem seen through ``FileSession``.
+reuse), ``filesystem`` pyftpdlib's filesystem seen through ``FileSession``, ``replies`` pyftpdlib's
+English replies replaced by the message table's.
 """
