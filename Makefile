@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sftp_upload.py
 	$(BIN)/python bench/ftps_upload.py
 	$(BIN)/python bench/catalog_scan.py all
+	$(BIN)/python bench/receipts_stat.py
 	$(BIN)/python bench/sweep.py
 
 clean:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
+import socket
 import stat
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from intake.frontends.daemon.metrics_http import MAX_CONNECTIONS
 from intake.services.metrics import Metrics, Sample, render
 from tests.clients import SftpClient
 from tests.conftest import (
@@ -150,6 +154,101 @@ class TestMetricsEndpoint:
         assert 2 == proc.returncode
         assert "metrics.listen" in proc.stderr
         assert 1 == len(proc.stderr.strip().splitlines())
+
+
+class SlowClient:
+    """A real socket that sends a request one byte every ``interval`` seconds (the client of
+    issue 17 item 5), and notes when the server closed the connection on it."""
+
+    def __init__(self, address: tuple[str, int], interval: float = 1.0) -> None:
+        self.sock = socket.create_connection(address, timeout=5)
+        self.closed = threading.Event()  # the server ended the connection
+        self._stop = threading.Event()
+        self._interval = interval
+        self._threads = [
+            threading.Thread(target=self._dribble, daemon=True),
+            threading.Thread(target=self._watch, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _dribble(self) -> None:
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 10_000
+        for byte in request:
+            try:
+                self.sock.send(bytes([byte]))
+            except OSError:
+                self.closed.set()
+                return
+            if self._stop.wait(self._interval):  # the slowness under test, not a sync
+                return
+
+    def _watch(self) -> None:
+        self.sock.settimeout(None)
+        try:
+            while self.sock.recv(4096):
+                pass
+        except OSError:
+            pass
+        self.closed.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+class TestSlowClients:
+    def test_a_slow_client_neither_blocks_scrapes_nor_the_stop(
+        self, instance: TestInstance
+    ) -> None:
+        """A client dribbling one byte a second: another scrape is answered meanwhile, and
+        ``serve`` (a real process) exits promptly on SIGTERM while it still dribbles."""
+        write_test_config(instance.root, '[metrics]\nlisten = "127.0.0.1:0"\n')
+        process = ServeProcess(instance)
+        slow = SlowClient(process.addresses["metrics"])
+        try:
+            assert scrape(process.addresses["metrics"])  # urllib: times out after 10 s
+            assert not slow.closed.is_set(), "the slow client should still be connected"
+            process.proc.send_signal(signal.SIGTERM)
+            assert 0 == process.proc.wait(timeout=15), process.log()  # correctness bound
+        finally:
+            slow.close()
+            process.kill()
+
+    def test_a_slow_client_is_cut_on_its_own(self, metrics_server: RunningServer) -> None:
+        """The request deadline ends a dribbling client (no stop needed); the endpoint
+        then goes on answering."""
+        address = metrics_server.daemon.addresses["metrics"]
+        slow = SlowClient(address)
+        try:
+            assert slow.closed.wait(30), "the server never ended the dribbling connection"
+        finally:
+            slow.close()
+        assert scrape(address)
+
+    def test_connections_are_bounded(self, metrics_server: RunningServer) -> None:
+        """Past ``MAX_CONNECTIONS`` silent clients, one more is turned away at once with a
+        503, and no thread is started for it."""
+        address = metrics_server.daemon.addresses["metrics"]
+        idle = [socket.create_connection(address, timeout=5) for _ in range(MAX_CONNECTIONS)]
+        try:
+            wait_for(lambda: metrics_threads() >= MAX_CONNECTIONS)
+            extra = socket.create_connection(address, timeout=10)
+            with extra:
+                reply = extra.recv(200)  # without sending anything: answered at once
+            assert reply.startswith(b"HTTP/1.0 503"), reply
+            assert MAX_CONNECTIONS == metrics_threads()
+        finally:
+            for sock in idle:
+                sock.close()
+        wait_for(lambda: metrics_threads() == 0)
+        assert scrape(address)
+
+
+def metrics_threads() -> int:
+    return sum(t.name.startswith("metrics-connection") for t in threading.enumerate())
 
 
 class TestMetricsTextfile:

@@ -21,7 +21,8 @@ Rules:
   the connection it already holds, so a read inside a write sees that write.
 - A schema is a tuple of numbered migrations, applied in order in one transaction and
   recorded in ``PRAGMA user_version``; a file written by a newer intake is refused
-  (``UsageError``), never rewritten.
+  (``UsageError``), never rewritten. A migration is split into whole statements
+  (``sqlite3.complete_statement``), so a trigger's ``BEGIN ... END`` body stays one.
 """
 
 from __future__ import annotations
@@ -146,7 +147,21 @@ def migrate(db: Connection, path: Path, migrations: Sequence[str]) -> None:
                 f"{path}: written by a newer intake (schema {version}, this one knows {latest})"
             )
         for number in range(version, latest):
-            for statement in migrations[number].split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in statements(migrations[number]):
+                db.execute(statement)
             db.execute(f"PRAGMA user_version = {number + 1}")
+
+
+def statements(script: str) -> list[str]:
+    """The whole statements of ``script``, in order (a trigger's body is not split)."""
+    done: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                done.append(pending)
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"incomplete SQL statement: {pending.strip()[:60]!r}")
+    return done

@@ -363,17 +363,6 @@ class Storage:
             return self.audit_root
         raise Denied("no folder behind the virtual root")
 
-    def area_usage(self, area: Area, owner: str) -> int:
-        """The bytes of the regular files in an area (symlinks are not followed)."""
-        total = 0
-        for folder, _dirs, files in os.walk(self.area_root(area, owner)):
-            for name in files:
-                with contextlib.suppress(OSError):
-                    st = os.lstat(os.path.join(folder, name))
-                    if stat.S_ISREG(st.st_mode):
-                        total += st.st_size
-        return total
-
     def member_areas(self) -> list[str]:
         return sorted(
             e.name for e in os.scandir(self.members_root) if e.is_dir(follow_symlinks=False)

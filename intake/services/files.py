@@ -325,19 +325,21 @@ class Upload:
             self.failed = "the audit log cannot be written"
             self._interrupted(self.failed)
             raise
-        self._session.budget.settle(account, self._counted, kept=True)
-        if self._staged.times is not None and self._times_ignored is not None:
-            self._session._audit_times(self.path, self._staged.times[1], self._times_ignored)
-        arrival = Arrival(
-            self._session.account.name,
-            self.location.area,
-            self.path,
-            self._staged.target,
-            size,
-            digest,
-            self._session.protocol,
-        )
-        self._session._announce("received", arrival)
+        try:
+            if self._staged.times is not None and self._times_ignored is not None:
+                self._session._audit_times(self.path, self._staged.times[1], self._times_ignored)
+            arrival = Arrival(
+                self._session.account.name,
+                self.location.area,
+                self.path,
+                self._staged.target,
+                size,
+                digest,
+                self._session.protocol,
+            )
+            self._session._announce("received", arrival)
+        finally:  # catalogued by now: the quota reads it there (see ``Budget``)
+            self._session.budget.settle(account, self._counted, kept=True)
 
     def abort(self, reason: str) -> None:
         """The upload will never be closed by the client: discard it, audit why."""
@@ -570,10 +572,7 @@ class FileSession:
                     Op.UPLOAD, text, reserve_reason(space), Say.DISK_FULL, **space_fields(space)
                 )
                 raise LimitExceeded(NO_SPACE_TEXT, Op.UPLOAD.value, text, Say.DISK_FULL)
-            self.budget.measure(
-                self.account.name,
-                lambda: self._storage.area_usage(location.area, location.owner),
-            )
+            self.budget.measure(self.account.name, location.owner, location.area.value)
             try:
                 staged = self._guarded(
                     Op.UPLOAD, text, lambda: self._storage.begin_upload(location)

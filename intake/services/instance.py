@@ -181,6 +181,8 @@ def open_instance(cfg: Config, clock: Clock) -> Instance:
         catalog=catalog,
         receipts=Receipts(cfg, catalog),
         metrics=metrics,
-        budget=Budget(cfg.limits, DiskReserve(cfg.data_dir, cfg.limits.min_free_space)),
+        budget=Budget(
+            cfg.limits, DiskReserve(cfg.data_dir, cfg.limits.min_free_space), catalog.usage
+        ),
         alerts=alerts,
     )

@@ -119,6 +119,18 @@ class Catalog:
     def live_entries(self) -> list[Entry]:
         return self.queries.live_entries()
 
+    def receipt(self, account: str, path: str) -> Entry | None:
+        return self.queries.receipt(account, path)
+
+    def receipts_below(self, account: str, folder: str) -> list[Entry]:
+        return self.queries.receipts_below(account, folder)
+
+    def receipts_time(self, account: str, folder: str) -> datetime | None:
+        return self.queries.receipts_time(account, folder)
+
+    def usage(self, account: str, area: str) -> int:
+        return self.queries.usage(account, area)
+
     def at_path(self, disk_path: str) -> list[Entry]:
         return self.queries.at_path(disk_path)
 

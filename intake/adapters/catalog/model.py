@@ -13,6 +13,14 @@ Rules:
 - ``disk_path`` is stored relative to the instance's ``data/`` folder
   (``members/<m>/<rel>``, ``outbox/<t>/<rel>``) and handed out absolute: the catalog
   survives a move or a restore of the instance folder (migration 4 converted old rows).
+- ``usage`` holds, per (account, area), the bytes and the count of its live entries
+  (``LIVE_STATES``): triggers keep it in the very transaction that inserts an entry or
+  changes its state, size, account or area, so no code path can forget it and reading it
+  is one primary-key lookup (migration 5 filled it from the entries already there).
+- ``entries_receipts`` indexes exactly the entries that have a receipt (``HELD_SQL``: a
+  member's uploads still held), by account and path: a receipt is one index lookup, a
+  folder of receipts one range of it. A query that means to use it repeats ``HELD_SQL``
+  word for word (SQLite uses a partial index only when the query implies its WHERE).
 """
 
 from __future__ import annotations
@@ -93,6 +101,50 @@ MIGRATIONS: tuple[str, ...] = (
         ELSE 'outbox/' || account || substr(path, 8) END
     WHERE disk_path LIKE '/%' AND (area = 'member' OR path LIKE '/outbox/%');
     """,
+    # 5: no per-request scans (issue 17). A member's receipts are looked up by path in an
+    # index of exactly the entries that have one; what each account's area holds is a
+    # running total (``usage``), kept by triggers in the transaction of every change of an
+    # entry's state, size, account or area, filled here from the entries already there.
+    """
+    CREATE INDEX entries_receipts ON entries (account, path, received_at)
+        WHERE area = 'member' AND source = 'upload'
+        AND state IN ('received', 'forwarded', 'altered');
+    CREATE TABLE usage (
+        account TEXT NOT NULL,
+        area TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        PRIMARY KEY (account, area)
+    ) WITHOUT ROWID;
+    INSERT INTO usage (account, area, bytes, files)
+        SELECT account, area, SUM(size), COUNT(*) FROM entries
+        WHERE state IN ('received', 'forwarded', 'altered') GROUP BY account, area;
+    CREATE TRIGGER usage_insert AFTER INSERT ON entries
+        WHEN NEW.state IN ('received', 'forwarded', 'altered')
+    BEGIN
+        INSERT INTO usage (account, area, bytes, files)
+            VALUES (NEW.account, NEW.area, NEW.size, 1)
+            ON CONFLICT (account, area)
+            DO UPDATE SET bytes = bytes + excluded.bytes, files = files + 1;
+    END;
+    CREATE TRIGGER usage_update AFTER UPDATE OF state, size, account, area ON entries
+    BEGIN
+        UPDATE usage SET bytes = bytes - OLD.size, files = files - 1
+            WHERE account = OLD.account AND area = OLD.area
+            AND OLD.state IN ('received', 'forwarded', 'altered');
+        INSERT INTO usage (account, area, bytes, files)
+            SELECT NEW.account, NEW.area, NEW.size, 1
+            WHERE NEW.state IN ('received', 'forwarded', 'altered')
+            ON CONFLICT (account, area)
+            DO UPDATE SET bytes = bytes + excluded.bytes, files = files + 1;
+    END;
+    CREATE TRIGGER usage_delete AFTER DELETE ON entries
+        WHEN OLD.state IN ('received', 'forwarded', 'altered')
+    BEGIN
+        UPDATE usage SET bytes = bytes - OLD.size, files = files - 1
+            WHERE account = OLD.account AND area = OLD.area;
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -111,6 +163,8 @@ def _sql_set(states: tuple[ArrivalState, ...]) -> str:
 
 LIVE_SQL = _sql_set(LIVE_STATES)  # "('received', 'forwarded', 'altered')"
 OPEN_SQL = _sql_set(OPEN_STATES)
+HELD_SQL = f"area = 'member' AND source = 'upload' AND state IN {LIVE_SQL}"
+"""The entries that have a receipt: the WHERE of the partial index ``entries_receipts``."""
 
 
 class IllegalTransition(Conflict):

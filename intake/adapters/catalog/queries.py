@@ -9,6 +9,10 @@ Rules:
 - Nothing here writes: every change is one of the recording parts' (``arrivals``, ``fates``,
   ``certificates``).
 - Paths are handed out absolute (stored relative to data/, see ``store``).
+- Nothing a session asks for reads an account's whole history: a receipt is one lookup in
+  the index ``entries_receipts`` (``RECEIPT_SQL``), a folder of receipts one range of it
+  (``RECEIPTS_BELOW_SQL``, ``RECEIPTS_TIME_SQL``), what an area holds one row of ``usage``
+  (``USAGE_SQL``); ``tests/test_catalog_scans.py`` checks each plan searches an index.
 """
 
 from __future__ import annotations
@@ -19,14 +23,34 @@ from typing import Any
 
 from intake.adapters.catalog.model import (
     COLUMNS,
+    HELD_SQL,
     LIVE_SQL,
     OPEN_SQL,
     Entry,
     Known,
+    subtree,
 )
 from intake.adapters.catalog.store import Store
 from intake.core.clock import parse_iso
 from intake.core.model import ArrivalState
+
+RECEIPT_SQL = (
+    f"SELECT {COLUMNS} FROM entries WHERE account = ? AND path = ? AND {HELD_SQL}"  # noqa: S608
+    " ORDER BY received_at DESC, id DESC LIMIT 1"
+)
+"""The entry a receipt states (the latest held upload at that path): account, path."""
+RECEIPTS_BELOW_SQL = (
+    f"SELECT {COLUMNS} FROM entries WHERE account = ? AND path >= ? AND path < ?"  # noqa: S608
+    f" AND {HELD_SQL} ORDER BY path, received_at, id"
+)
+"""The entries with a receipt below a folder: account and the folder's bounds."""
+RECEIPTS_TIME_SQL = (
+    "SELECT MAX(received_at) FROM entries WHERE account = ? AND path >= ? AND path < ?"  # noqa: S608
+    f" AND {HELD_SQL}"
+)
+"""When the latest receipt below a folder was received (NULL: no receipt there)."""
+USAGE_SQL = "SELECT bytes FROM usage WHERE account = ? AND area = ?"
+"""The bytes an account's area holds (the running total kept by the catalog's triggers)."""
 
 
 class Queries:
@@ -53,6 +77,35 @@ class Queries:
             args,
         )
         return [self._store.entry(r) for r in rows]
+
+    @property
+    def rows_read(self) -> int:
+        """Rows the catalog's reads handed back so far (``Store.rows_read``)."""
+        return self._store.rows_read
+
+    def receipt(self, account: str, path: str) -> Entry | None:
+        """The held upload of ``account`` at ``path`` (one index lookup), or None.
+
+        Held: area ``member``, source ``upload``, state live (what has a receipt).
+        """
+        row = self._store.read_one(RECEIPT_SQL, (account, path))
+        return None if row is None else self._store.entry(row)
+
+    def receipts_below(self, account: str, folder: str) -> list[Entry]:
+        """The held uploads of ``account`` strictly below ``folder`` ("/" for all), by path
+        then oldest first (one range of the index)."""
+        rows = self._store.read(RECEIPTS_BELOW_SQL, (account, *subtree(folder)))
+        return [self._store.entry(r) for r in rows]
+
+    def receipts_time(self, account: str, folder: str) -> datetime | None:
+        """When the latest held upload below ``folder`` was received; None if none is."""
+        row = self._store.read_one(RECEIPTS_TIME_SQL, (account, *subtree(folder)))
+        return parse_iso(row[0]) if row is not None and row[0] else None
+
+    def usage(self, account: str, area: str) -> int:
+        """The bytes of the live entries of ``account`` in ``area`` (a running total)."""
+        row = self._store.read_one(USAGE_SQL, (account, area))
+        return int(row[0]) if row is not None else 0
 
     def live_entries(self) -> list[Entry]:
         """Arrivals whose file is still expected on disk: received, forwarded, altered."""

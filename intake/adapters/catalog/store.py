@@ -16,6 +16,8 @@ Rules:
 - Every event is stamped with the injected clock (never the wall clock here).
 - ``disk_path`` is stored relative to the data root and handed out absolute (``rel``,
   ``abs``, ``entry``, ``known``).
+- ``rows_read`` counts the rows every ``read`` handed back since the catalog was opened: what
+  one request costs the catalog, observable without a clock (the receipts tests read it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -51,6 +54,13 @@ class Store:
         self._pool = pool
         self._clock = clock
         self._root = root
+        self._count_lock = threading.Lock()
+        self._rows_read = 0
+
+    @property
+    def rows_read(self) -> int:
+        """Rows handed back by ``read`` so far (see the rules)."""
+        return self._rows_read
 
     # -- paths ---------------------------------------------------------------------
 
@@ -89,7 +99,10 @@ class Store:
     def read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite.Row]:
         """Every row of one read statement, on a borrowed connection given back at once."""
         with self._pool.connection() as db:
-            return db.execute(sql, args).fetchall()
+            rows: list[sqlite.Row] = db.execute(sql, args).fetchall()
+        with self._count_lock:
+            self._rows_read += len(rows)
+        return rows
 
     def read_one(self, sql: str, args: Sequence[Any] = ()) -> sqlite.Row | None:
         rows = self.read(sql, args)

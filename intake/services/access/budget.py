@@ -5,16 +5,23 @@ Rules:
   descriptor of the one server process; ``max_open_handles`` bounds one session, this
   bounds an account that opens many sessions).
 - Quota (``account_quota``, 0 = off): the bytes of the account's area plus the bytes of
-  its uploads still arriving may not exceed it. The area is measured on disk when an
-  upload opens (the sweeper, another process, may have destroyed files since); bytes are
-  counted as they arrive, so the quota holds while the upload runs, not only at its end.
+  its uploads still arriving may not exceed it. What the area holds is read when an
+  upload opens from the catalog's running total (``usage``: ``Catalog.usage``, the sizes
+  of the area's live entries, one indexed row, never a walk of the area), so a file the
+  sweeper (another process) destroyed is freed at the next open. Bytes are counted as
+  they arrive, so the quota holds while the upload runs, not only at its end, over every
+  session and both protocols. An upload that is kept stays counted as arriving until
+  the catalog has recorded it (``FileSession`` settles it after the ``received``
+  listeners), so no open in between misses it (counting it twice for that instant is
+  the safe side). Files put in an area by hand count once catalogued (the watcher, at
+  once), files removed by hand once found gone.
 - Disk reserve (``min_free_space``, ``reserve``): an upload is refused at open when the
   data folder's free space is below the reserve, and while it arrives the free space is
   measured again after every ``CHECK_EVERY`` bytes received over all uploads (and at
   every write while it is low), so the disk never fills up; the audit log and the
   catalog never ask, they may use the reserve.
-- One lock guards the counters; nothing here blocks on I/O while holding it except the
-  area walk's result being stored.
+- One lock guards the counters; nothing here blocks on I/O while holding it (the catalog
+  is read before the lock is taken).
 """
 
 from __future__ import annotations
@@ -26,13 +33,27 @@ from collections.abc import Callable
 from intake.adapters.diskspace import CHECK_EVERY, DiskReserve, DiskSpace
 from intake.core.config import LimitsSection
 
+Usage = Callable[[str, str], int]
+"""What an area holds, in bytes: (owner, area) -> bytes (``Catalog.usage``)."""
+
+
+def _nothing_held(_owner: str, _area: str) -> int:
+    return 0
+
 
 class Budget:
     """Per-account counters shared by every session of one server."""
 
-    def __init__(self, limits: LimitsSection, reserve: DiskReserve | None = None) -> None:
+    def __init__(
+        self,
+        limits: LimitsSection,
+        reserve: DiskReserve | None = None,
+        usage: Usage = _nothing_held,
+    ) -> None:
+        """``usage`` reads what an area holds (the instance passes ``Catalog.usage``)."""
         self.limits = limits
         self.reserve = reserve
+        self._usage = usage
         self._unmeasured = 0
         self._low = False
         self._lock = threading.Lock()
@@ -63,11 +84,12 @@ class Budget:
 
     # -- quota -----------------------------------------------------------------------
 
-    def measure(self, account: str, usage: Callable[[], int]) -> None:
-        """Refresh the bytes ``account``'s area holds (``usage`` walks it); quota off: no-op."""
+    def measure(self, account: str, owner: str, area: str) -> None:
+        """An upload of ``account`` into ``area`` of ``owner`` opens: refresh what that area
+        holds from the catalog's running total; quota off: no-op."""
         if not self.limits.account_quota:
             return
-        used = usage()
+        used = self._usage(owner, area)
         with self._lock:
             self._disk[account] = used
 

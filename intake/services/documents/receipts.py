@@ -16,6 +16,10 @@ Rules:
   everything they state.
 - Only the member's own entries are ever looked up (the account comes from the session,
   never from the path): one member never sees another's receipts.
+- No request reads the member's whole history: a receipt (stat, read) is one catalog
+  lookup by path (``Catalog.receipt``, an index), a folder (list, stat) reads only the
+  held entries below it (``receipts_below``, ``receipts_time``); destroyed entries and
+  files outside the folder are never read.
 - Receipts are signed by the current audit key, reloaded when it changes (``intake keys
   rotate-audit`` from another process); an unreadable key is an ``IntakeError`` (the
   client sees a failure), never a receipt signed otherwise.
@@ -51,6 +55,18 @@ def receipt_path(path: str) -> VPath:
     return (*parts[:-1], parts[-1] + SUFFIX)
 
 
+def entry_path(rel: VPath) -> str | None:
+    """``("2026", "base.zip.receipt.json")`` -> ``/2026/base.zip``; None if no receipt's."""
+    if not rel or not rel[-1].endswith(SUFFIX) or rel[-1] == SUFFIX:
+        return None
+    return "/" + "/".join((*rel[:-1], rel[-1][: -len(SUFFIX)]))
+
+
+def folder_path(rel: VPath) -> str:
+    """``("2026",)`` -> ``/2026``: the folder of the member's files a receipts folder mirrors."""
+    return "/" + "/".join(rel)
+
+
 class Receipts:
     """The receipts of every member of one instance; thread-safe."""
 
@@ -63,12 +79,10 @@ class Receipts:
 
     # -- what exists ---------------------------------------------------------------
 
-    def _held(self, account: str) -> dict[VPath, Entry]:
-        return {
-            receipt_path(e.path): e
-            for e in self._catalog.entries(account)
-            if e.account == account and e.area == "member" and e.source == "upload" and e.is_live
-        }
+    def _entry(self, account: str, rel: VPath) -> Entry | None:
+        """The held entry whose receipt is ``rel`` (one index lookup), or None."""
+        path = entry_path(rel)
+        return None if path is None else self._catalog.receipt(account, path)
 
     def _signer_now(self) -> Signer:
         with self._lock:
@@ -101,37 +115,41 @@ class Receipts:
         return EntryStat(name, False, size, entry.received_at.timestamp(), FILE_MODE)
 
     def list_dir(self, account: str, rel: VPath) -> list[EntryStat]:
-        held = self._held(account)
         depth = len(rel)
-        below = {path: e for path, e in held.items() if path[:depth] == rel and len(path) > depth}
+        below = self._catalog.receipts_below(account, folder_path(rel))
         if rel and not below:
             raise NotFound("no such folder")
         files: dict[str, EntryStat] = {}
+        latest: dict[str, Entry] = {}
         folders: dict[str, float] = {}
-        for path, entry in below.items():
+        for entry in below:  # by path, then oldest first: the latest at a path wins
+            path = receipt_path(entry.path)
+            if path[:depth] != rel or len(path) <= depth:
+                continue
             name = path[depth]
             if len(path) == depth + 1:
-                files[name] = self._file(name, entry)
+                latest[name] = entry
             else:
                 when = entry.received_at.timestamp()
                 folders[name] = max(folders.get(name, when), when)
+        for name, entry in latest.items():
+            files[name] = self._file(name, entry)
         entries = [EntryStat(n, True, 0, t, DIR_MODE) for n, t in folders.items()]
         return sorted([*entries, *files.values()], key=lambda e: e.name)
 
     def stat(self, account: str, rel: VPath) -> EntryStat:
         if not rel:
             return EntryStat(FOLDER, True, 0, 0.0, DIR_MODE)
-        held = self._held(account)
-        if rel in held:
-            return self._file(rel[-1], held[rel])
-        depth = len(rel)
-        times = [e.received_at.timestamp() for p, e in held.items() if p[:depth] == rel]
-        if not times:
+        entry = self._entry(account, rel)
+        if entry is not None:
+            return self._file(rel[-1], entry)
+        when = self._catalog.receipts_time(account, folder_path(rel))
+        if when is None:
             raise NotFound("no such receipt")
-        return EntryStat(rel[-1], True, 0, max(times), DIR_MODE)
+        return EntryStat(rel[-1], True, 0, when.timestamp(), DIR_MODE)
 
     def read(self, account: str, rel: VPath) -> bytes:
-        entry = self._held(account).get(rel)
+        entry = self._entry(account, rel)
         if entry is None:
             raise NotFound("no such receipt")
         return self.render(entry)
