@@ -26,9 +26,9 @@ Rules:
 - Under systemd (``$NOTIFY_SOCKET``): ``READY=1`` once every port is bound,
   ``WATCHDOG=1`` from the main loop while every accept loop runs (``heartbeat``),
   ``STOPPING=1`` at stop. ``state/serve.json`` says the same to ``intake status``.
-- ``[metrics] listen`` serves the metrics over HTTP from its own thread, started after
-  the front-ends and stopped before them; ``[metrics] textfile`` is rewritten by the main
-  loop.
+- ``[metrics] listen`` serves the metrics over HTTP (an accept thread, a bounded thread
+  and deadline per scrape), started after the front-ends and stopped before them;
+  ``[metrics] textfile`` is rewritten by the main loop.
 - At SIGHUP every open session whose login no longer holds (account disabled or
   deleted, password changed, key removed) is ended: its open uploads become
   ``upload.interrupted`` with that reason.
