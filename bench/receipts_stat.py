@@ -130,6 +130,7 @@ def main() -> int:
         "normal_stat_per_s": summary(normal),
         "receipt_stat_per_s": summary(receipt),
         "ratio_normal_over_receipt": statistics.median(normal) / statistics.median(receipt),
+        "rounds": {"normal_stat_per_s": normal, "receipt_stat_per_s": receipt},
     }
     if args.json:
         print(json.dumps(result, indent=2))

@@ -77,7 +77,9 @@ def start_intake(work: Path, pubkey: Path) -> tuple[subprocess.Popen[str], int]:
     raise SystemExit("intake serve did not start")
 
 
-def start_sshd(work: Path, pubkey: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_sshd(work: Path, pubkey: Path, extra: str = "") -> tuple[subprocess.Popen[bytes], int]:
+    """sshd -D on a free loopback port, root logging in with ``pubkey`` (internal-sftp);
+    ``extra``: more sshd_config lines (bench/targets.py raises MaxStartups)."""
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     folder = work / "sshd"
     folder.mkdir()
@@ -91,7 +93,7 @@ def start_sshd(work: Path, pubkey: Path) -> tuple[subprocess.Popen[bytes], int]:
         f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {folder / 'host'}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'pid'}\n"
         "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-        "PasswordAuthentication no\nSubsystem sftp internal-sftp\n"
+        "PasswordAuthentication no\nSubsystem sftp internal-sftp\n" + extra
     )
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
