@@ -32,6 +32,7 @@ from intake.frontends.daemon.serve import Daemon
 from intake.services.instance import Instance, init_instance, open_instance
 from tests import forked_cli
 from tests.clients import Client, FtpsClient, SftpClient
+from tests.smtp_server import MAIL_PASSWORD, MAIL_USER, MailServer, TestPki
 
 INTAKE = [sys.executable, "-m", "intake"]
 PASSWORD = "correct horse battery staple"
@@ -303,3 +304,19 @@ SLOW_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The few minute-long tests first, so parallel workers do not wait for them at the end."""
     items.sort(key=lambda item: not any(slow in item.nodeid for slow in SLOW_FIRST))
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> TestPki:
+    """A small CA and the mail server's certificate."""
+    return TestPki(tmp_path / "pki").create()
+
+
+@pytest.fixture
+def mail(pki: TestPki) -> Iterator[MailServer]:
+    """A real SMTP server (aiosmtpd) on loopback: STARTTLS and a login."""
+    server = MailServer(pki, "starttls", MAIL_USER, MAIL_PASSWORD).start()
+    try:
+        yield server
+    finally:
+        server.stop()

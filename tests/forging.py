@@ -25,6 +25,7 @@ import pytest
 
 from intake.adapters.audit import chain, signing
 from intake.core.clock import SystemClock
+from intake.frontends.cli import main as cli
 from intake.services.instance import init_instance
 from tests.clients import SftpClient
 from tests.conftest import PASSWORD, TestInstance, running, write_test_config
@@ -179,3 +180,15 @@ def build_real_log(root: Path) -> RealLog:
     log_dir = home / "log"
     head_file = json.loads((log_dir / chain.HEAD_NAME).read_text())
     return RealLog(instance, first_key, current_key, kept_head, read(log_dir), head_file)
+
+
+def verify(
+    capsys: pytest.CaptureFixture[str], log_dir: Path, *extra: str
+) -> tuple[int, str, dict[str, Any]]:
+    """``intake audit verify`` on a copy, as an auditor runs it: text, then ``--json``."""
+    argv = ["audit", "verify", "--log-dir", str(log_dir), *extra]
+    code = cli.main(argv)
+    text = capsys.readouterr()
+    cli.main([*argv, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    return code, text.out + text.err, report

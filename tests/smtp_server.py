@@ -258,3 +258,35 @@ class MailServer:
     def received(self) -> list[Received]:
         with self.lock:
             return list(self.messages)
+
+
+MAIL_USER = "intake-alerts"
+MAIL_PASSWORD = "mail pass phrase 42"
+
+
+def alerts_section(
+    root: Path,
+    pki: TestPki,
+    port: int,
+    recipients: tuple[str, ...],
+    tls: str = "starttls",
+    ca: bool = True,
+) -> str:
+    """An ``[alerts]`` section pointing at the test mail server (its password written to
+    ``root/smtp-password``, 0600, as an operator would)."""
+    secret = root / "smtp-password"
+    secret.write_text(MAIL_PASSWORD + "\n")
+    secret.chmod(0o600)
+    listed = ", ".join(f'"{r}"' for r in recipients)
+    return (
+        "[alerts]\n"
+        'smtp_host = "127.0.0.1"\n'
+        f"smtp_port = {port}\n"
+        f'smtp_tls = "{tls}"\n'
+        f'smtp_user = "{MAIL_USER}"\n'
+        'smtp_password_file = "smtp-password"\n'
+        + (f'smtp_ca_file = "{pki.ca}"\n' if ca else "")
+        + 'sender = "intake@sauvegardes.test"\n'
+        f"recipients = [{listed}]\n"
+        'retry = "1 second"\n'
+    )

@@ -10,7 +10,6 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,26 +23,17 @@ from intake.services.alerts.alerter import Alerts, queue_status
 from intake.services.alerts.loop import AlertsLoop
 from tests.clients import SftpClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, running, wait_for
-from tests.smtp_server import MailServer, Received, TestPki
+from tests.smtp_server import (
+    MAIL_PASSWORD,
+    MAIL_USER,
+    MailServer,
+    Received,
+    TestPki,
+    alerts_section,
+)
 
-MAIL_USER = "intake-alerts"
-MAIL_PASSWORD = "mail pass phrase 42"
 ONCALL = ("astreinte@agence.test", "dpo@agence.test")
 T0 = _dt.datetime(2026, 12, 2, 8, 5, tzinfo=_dt.UTC)
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> TestPki:
-    return TestPki(tmp_path / "pki").create()
-
-
-@pytest.fixture
-def mail(pki: TestPki) -> Iterator[MailServer]:
-    server = MailServer(pki, "starttls", MAIL_USER, MAIL_PASSWORD).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def configure(
@@ -55,23 +45,9 @@ def configure(
     ca: bool = True,
 ) -> None:
     """Point the instance's ``[alerts]`` at the test mail server."""
-    secret = instance.root / "smtp-password"
-    secret.write_text(MAIL_PASSWORD + "\n")
-    secret.chmod(0o600)
-    recipients = ", ".join(f'"{r}"' for r in ONCALL)
+    section = alerts_section(instance.root, pki, port, ONCALL, tls, ca)
     with instance.config_file.open("a") as conf:
-        conf.write(
-            "[alerts]\n"
-            'smtp_host = "127.0.0.1"\n'
-            f"smtp_port = {port}\n"
-            f'smtp_tls = "{tls}"\n'
-            f'smtp_user = "{MAIL_USER}"\n'
-            'smtp_password_file = "smtp-password"\n'
-            + (f'smtp_ca_file = "{pki.ca}"\n' if ca else "")
-            + 'sender = "intake@sauvegardes.test"\n'
-            f"recipients = [{recipients}]\n"
-            'retry = "1 second"\n' + extra
-        )
+        conf.write(section + extra)
 
 
 def one_mail(mail: MailServer, timeout: float = 30) -> Received:

@@ -25,7 +25,6 @@ from intake.adapters.audit import chain, signing
 from intake.core.clock import SystemClock
 from intake.core.config import load
 from intake.core.errors import ConfigError
-from intake.frontends.cli import main as cli
 from intake.services.anchors import Anchors
 from intake.services.instance import init_instance
 from tests import forging
@@ -38,13 +37,11 @@ from tests.conftest import (
     wait_for,
     write_test_config,
 )
-from tests.forging import Line
-from tests.smtp_server import MailServer, TestPki
+from tests.forging import Line, verify
+from tests.smtp_server import MailServer, TestPki, alerts_section
 from tests.tsa import Authority, make_pki, other_ca
 
 INTERVAL = 2  # seconds between time-stamps in these tests
-MAIL_USER = "intake-alerts"
-MAIL_PASSWORD = "mail pass phrase 42"
 
 
 @pytest.fixture(scope="module")
@@ -133,18 +130,6 @@ def stamped(tmp_path_factory: pytest.TempPathFactory, authority: Authority) -> S
     instance.cli("keys", "export-audit-public", str(public), check=True)
     signer = signing.load_signer(home / "keys" / signing.AUDIT_KEY_FILE)
     return StampedLog(instance, public, signer, forging.read(home / "log"))
-
-
-def verify(
-    capsys: pytest.CaptureFixture[str], log_dir: Path, *extra: str
-) -> tuple[int, str, dict[str, Any]]:
-    """``intake audit verify`` on a copy, as an auditor runs it: text, then ``--json``."""
-    argv = ["audit", "verify", "--log-dir", str(log_dir), *extra]
-    code = cli.main(argv)
-    text = capsys.readouterr()
-    cli.main([*argv, "--json"])
-    report = json.loads(capsys.readouterr().out)
-    return code, text.out + text.err, report
 
 
 def resign(
@@ -323,35 +308,8 @@ class TestVerifyWithTokens:
 # -- the authority down, the head by mail -----------------------------------------------
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> TestPki:
-    return TestPki(tmp_path / "pki").create()
-
-
-@pytest.fixture
-def mail(pki: TestPki) -> Iterator[MailServer]:
-    server = MailServer(pki, "starttls", MAIL_USER, MAIL_PASSWORD).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def mail_config(instance: TestInstance, pki: TestPki, mail: MailServer) -> str:
-    secret = instance.root / "smtp-password"
-    secret.write_text(MAIL_PASSWORD + "\n")
-    secret.chmod(0o600)
-    return (
-        "[alerts]\n"
-        'smtp_host = "127.0.0.1"\n'
-        f"smtp_port = {mail.port}\n"
-        f'smtp_user = "{MAIL_USER}"\n'
-        'smtp_password_file = "smtp-password"\n'
-        f'smtp_ca_file = "{pki.ca}"\n'
-        'sender = "intake@sauvegardes.test"\n'
-        'recipients = ["astreinte@agence.test"]\n'
-        'retry = "1 second"\n'
-    )
+    return alerts_section(instance.root, pki, mail.port, ("astreinte@agence.test",))
 
 
 class TestAuthorityDown:

@@ -20,24 +20,12 @@ from intake.adapters.audit.writer import AuditLog
 from intake.core.clock import FixedClock
 from intake.frontends.cli import main as cli
 from tests import forging
-from tests.forging import Line, RealLog
+from tests.forging import Line, RealLog, verify
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory: pytest.TempPathFactory) -> RealLog:
     return forging.build_real_log(tmp_path_factory.mktemp("real"))
-
-
-def verify(
-    capsys: pytest.CaptureFixture[str], log_dir: Path, *extra: str
-) -> tuple[int, str, dict[str, Any]]:
-    """``intake audit verify`` on a copy, as an auditor runs it: text, then ``--json``."""
-    argv = ["audit", "verify", "--log-dir", str(log_dir), *extra]
-    code = cli.main(argv)
-    text = capsys.readouterr()
-    cli.main([*argv, "--json"])
-    report = json.loads(capsys.readouterr().out)
-    return code, text.out + text.err, report
 
 
 def message(report: dict[str, Any]) -> str:
