@@ -49,7 +49,9 @@ def small(tmp_path: Path) -> Iterator[TestInstance]:
         hook.write_text(
             "import sys, pathlib, time\n"
             "out = pathlib.Path(sys.argv[1]) / f'{time.time_ns()}.json'\n"
-            "out.write_text(sys.stdin.read())\n"
+            "partial = out.with_suffix('.part')\n"
+            "partial.write_text(sys.stdin.read())\n"
+            "partial.rename(out)\n"
         )
         (tmp_path / "alerts").mkdir()
         conf = write_test_config(
