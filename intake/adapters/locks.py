@@ -49,6 +49,10 @@ class FileLock:
     def held(self) -> bool:
         return self._fd >= 0
 
+    def fileno(self) -> int:
+        """The descriptor holding the lock (-1 if not held): a forked child closes it."""
+        return self._fd
+
     def holder(self) -> str:
         """The pid written by the exclusive holder ("?" if none can be read)."""
         try:

@@ -25,6 +25,9 @@ Rules:
 - Each admitted connection is an operational-log session (``oplog.Session``: id, ip,
   protocol on every line of its threads), opened and closed with one INFO line each.
 - Admitted connections are counted open in the metrics, by front-end, until released.
+- With worker processes (``[server] workers``) the supervisor's listener accepts and
+  admits as above, then ``hand_off`` gives the connection to a worker (no thread here);
+  the worker's listener, which binds nothing, serves it from ``adopt`` as above.
 """
 
 from __future__ import annotations
@@ -57,8 +60,12 @@ class ThreadedListener:
         refuse: Callable[[socket.socket, Refusal], None] | None = None,
         metrics: Metrics | None = None,
         client_errors: tuple[type[BaseException], ...] = (OSError, EOFError),
+        hand_off: Handler | None = None,
     ) -> None:
+        """``hand_off`` (the supervisor of worker processes): an admitted connection is
+        given to it instead of a thread of this process."""
         self.name = name
+        self._hand_off = hand_off
         self._client_errors = client_errors
         self._metrics = metrics or Metrics()
         self._guard = guard
@@ -159,6 +166,9 @@ class ThreadedListener:
             client.close()
             return
         client.settimeout(None)
+        if self._hand_off is not None:
+            self._hand_off(client, slot)
+            return
         thread = threading.Thread(
             target=self._serve, args=(client, slot), name=f"{self.name}-{slot.ip}", daemon=True
         )
@@ -171,6 +181,10 @@ class ThreadedListener:
             slot.release()
             client.close()
             self.noise.note(f"{self.name}: refused", slot.ip, "cannot start a thread")
+
+    def adopt(self, client: socket.socket, slot: Slot) -> None:
+        """A worker process: serve a connection the supervisor accepted and admitted."""
+        self._start(client, slot)
 
     def _serve(self, client: socket.socket, slot: Slot) -> None:
         self._metrics.session_opened(self.name)

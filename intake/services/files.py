@@ -66,7 +66,7 @@ from intake.core.extent import Extent
 from intake.core.messages import Say
 from intake.core.model import Account
 from intake.core.paths import normalize, to_text
-from intake.services.access.budget import Budget
+from intake.services.access.budget import AccountBudget, Budget
 from intake.services.documents.receipts import Receipts
 
 log = logging.getLogger("intake.files")
@@ -374,12 +374,12 @@ class FileSession:
         audit: AuditLog,
         listeners: list[FileEvents],
         receipts: Receipts | None = None,
-        budget: Budget | None = None,
+        budget: AccountBudget | None = None,
     ) -> None:
         self.account = account
         self.ip = ip
         self.protocol = protocol
-        self.budget = budget or Budget(LimitsSection())  # the default limits
+        self.budget: AccountBudget = budget or Budget(LimitsSection())  # the default limits
         self._storage = storage
         self._audit_log = audit
         self._listeners = listeners

@@ -32,7 +32,7 @@ from intake.core import config as config_mod
 from intake.core.clock import Clock, SystemClock
 from intake.core.config import Config
 from intake.core.errors import UsageError
-from intake.services.access.budget import Budget
+from intake.services.access.budget import AccountBudget, Budget
 from intake.services.access.guard import Guard
 from intake.services.access.login import Authenticator
 from intake.services.access.sessions import Sessions
@@ -128,7 +128,7 @@ class Instance:
     guard: Guard
     auth: Authenticator
     catalog: Catalog
-    budget: Budget
+    budget: AccountBudget
     alerts: Alerts
     listeners: list[FileEvents] = field(default_factory=list)
     receipts: Receipts | None = None  # members' ``/.receipts/``

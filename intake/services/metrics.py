@@ -11,6 +11,8 @@ Rules:
   free, last sweep) are computed when scraped, by the collectors ``serve`` registers
   (``add_collector``); a failing collector drops its samples and sets
   ``intake_collector_errors_total``, never the scrape.
+- With worker processes, the supervisor's registry adds every worker's samples to its
+  own (``add_peers``): a counter is the sum over the processes of the service.
 - The rendering is the Prometheus text exposition format 0.0.4: ``# HELP``, ``# TYPE``,
   then ``name{label="value"} number`` lines; label values escaped (backslash, quote,
   newline). Label values come from our own vocabulary (protocols, states, results).
@@ -99,6 +101,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, Labels], float] = {}
         self._collectors: list[tuple[str, Collector]] = []
+        self._peers: Collector | None = None
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         key = (Sample.of(name, 0, **labels).name, tuple(sorted(labels.items())))
@@ -161,6 +164,12 @@ class Metrics:
         with self._lock:
             self._collectors.append((name, collector))
 
+    def add_peers(self, peers: Collector) -> None:
+        """``peers`` gives the samples of the other processes of the service (the worker
+        processes): at each scrape each is added to this registry's sample of the same
+        name and labels (counters and open sessions sum over processes)."""
+        self._peers = peers
+
     # -- reading --------------------------------------------------------------------------
 
     def samples(self) -> list[Sample]:
@@ -179,7 +188,20 @@ class Metrics:
                         (("collector", name),),
                     )
                 )
-        return held
+        if self._peers is None:
+            return held
+        try:
+            theirs = list(self._peers())
+        except Exception:
+            self.inc("intake_collector_errors_total", collector="workers")
+            theirs = []
+        summed: dict[tuple[str, Labels], float] = {}
+        for sample in held:  # this process's own: one value per key (the last read)
+            summed[(sample.name, sample.labels)] = sample.value
+        for sample in theirs:
+            key = (sample.name, sample.labels)
+            summed[key] = summed.get(key, 0.0) + sample.value
+        return [Sample(name, value, labels) for (name, labels), value in summed.items()]
 
     def render(self) -> str:
         return render(self.samples())

@@ -67,7 +67,7 @@ from intake.frontends.ftps.tls import (
     TlsContexts,
     TlsMaterial,
 )
-from intake.frontends.listener import ThreadedListener
+from intake.frontends.listener import Handler, ThreadedListener
 from intake.services.access.guard import Refusal, Slot
 from intake.services.access.sessions import Credential, LiveSession
 from intake.services.files import FileSession
@@ -242,8 +242,8 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
         """A connection to this client's passive port that is not its data connection
         (``tls.DataListener``): audited ``denied`` and scored against its address, once
         that address is not already banned (so a blocked source adds no more records)."""
-        guard = self.instance.guard
-        if guard.banned(ip):
+        gate = self.instance.auth.gate
+        if gate.banned(ip):
             return
         try:
             if ip == self.remote_ip and self.files is not None:
@@ -252,7 +252,7 @@ class ControlChannel(TLS_FTPHandler):  # type: ignore[misc]
                 self.instance.audit.record(
                     "denied", ip=ip, protocol=PROTOCOL, operation="data connection", reason=reason
                 )
-            guard.login_failed(ip, PROTOCOL)
+            gate.login_failed(ip, PROTOCOL)
         except AuditUnavailable as exc:  # the connection is closed all the same
             log.error("ftps: %s", exc)
 
@@ -428,7 +428,10 @@ def _refuse(client: socket.socket, refusal: Refusal, lang: str = "fr") -> None:
 class FtpsService:
     """Each connection runs in its own thread (the shared listener), with its own IOLoop."""
 
-    def __init__(self, instance: Instance, settings: FtpsSection) -> None:
+    def __init__(
+        self, instance: Instance, settings: FtpsSection, hand_off: Handler | None = None
+    ) -> None:
+        """``hand_off``: the supervisor's (admitted connections go to worker processes)."""
         self._instance = instance
         self._settings = settings
         self._handler: type[ControlChannel] | None = None
@@ -437,7 +440,8 @@ class FtpsService:
             instance.guard,
             self._run,
             refuse=lambda client, refusal: _refuse(client, refusal, instance.config.server.lang),
-            metrics=instance.metrics,
+            metrics=instance.metrics if hand_off is None else None,
+            hand_off=hand_off,
         )
 
     def _tls_material(self) -> TlsMaterial:
@@ -474,6 +478,14 @@ class FtpsService:
 
     def alive(self) -> bool:
         return self._listener.alive()
+
+    def prepare(self) -> None:
+        """A worker process: load the TLS pair, serve what ``adopt`` gives."""
+        if self._handler is None:
+            self._handler = self._handler_class()
+
+    def adopt(self, client: socket.socket, slot: Slot) -> None:
+        self._listener.adopt(client, slot)
 
     def reload_tls(self) -> str:
         """Read the certificate and key again; new connections use them, open ones keep theirs.

@@ -58,7 +58,7 @@ from intake.adapters.logs.noise import TransportLog
 from intake.core.config import Listen, SftpSection
 from intake.core.errors import AuditUnavailable, StartupError
 from intake.core.model import Account
-from intake.frontends.listener import ThreadedListener
+from intake.frontends.listener import Handler, ThreadedListener
 from intake.frontends.sftp.files import (
     PROTOCOL,
     IntakeSFTPInterface,
@@ -293,7 +293,7 @@ class IntakeServer(SftpConnection):
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         self.tried = username
-        if self.instance.guard.banned(self.ip):
+        if self.instance.auth.gate.banned(self.ip):
             return AUTH_FAILED
         blob = key.asbytes()
         account = self.instance.accounts.authenticate_key(username, blob)
@@ -372,7 +372,10 @@ class IntakeServer(SftpConnection):
 class SftpService:
     """Runs each SSH connection in its own thread until it ends or the service stops."""
 
-    def __init__(self, instance: Instance, settings: SftpSection) -> None:
+    def __init__(
+        self, instance: Instance, settings: SftpSection, hand_off: Handler | None = None
+    ) -> None:
+        """``hand_off``: the supervisor's (admitted connections go to worker processes)."""
         self._instance = instance
         self._settings = settings
         self._host_keys = load_host_keys(instance.config.keys_dir)
@@ -380,8 +383,9 @@ class SftpService:
             "sftp",
             instance.guard,
             self._run_transport,
-            metrics=instance.metrics,
+            metrics=instance.metrics if hand_off is None else None,
             client_errors=(paramiko.SSHException, EOFError, OSError),
+            hand_off=hand_off,
         )
         self._connections: set[tuple[paramiko.Transport, IntakeServer]] = set()
         self._lock = threading.Lock()
@@ -394,6 +398,10 @@ class SftpService:
 
     def alive(self) -> bool:
         return self._listener.alive()
+
+    def adopt(self, client: socket.socket, slot: Slot) -> None:
+        """A worker process: serve a connection the supervisor admitted."""
+        self._listener.adopt(client, slot)
 
     def _run_transport(self, client: socket.socket, slot: Slot) -> None:
         noise = self._listener.noise

@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Protocol
 
 from intake.adapters.diskspace import CHECK_EVERY, DiskReserve, DiskSpace
 from intake.core.config import LimitsSection
@@ -39,6 +40,26 @@ Usage = Callable[[str, str], int]
 
 def _nothing_held(_owner: str, _area: str) -> int:
     return 0
+
+
+class AccountBudget(Protocol):
+    """What a file session asks of the budget: the ``Budget`` itself in one process, a
+    worker's channel to the supervisor's ``Budget`` otherwise (``[server] workers``)."""
+
+    limits: LimitsSection
+    reserve: DiskReserve | None
+
+    def open_file(self, account: str) -> bool: ...
+
+    def close_file(self, account: str) -> None: ...
+
+    def measure(self, account: str, owner: str, area: str) -> None: ...
+
+    def arrive(self, account: str, grown: int) -> str | None: ...
+
+    def settle(self, account: str, arrived: int, kept: bool) -> None: ...
+
+    def below_reserve(self, grown: int, now: bool = False) -> DiskSpace | None: ...
 
 
 class Budget:

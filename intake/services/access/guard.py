@@ -66,6 +66,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import Protocol
 
 from intake.adapters.audit.writer import AuditLog
 from intake.adapters.bans import KEEP, Ban, BanStore, BanStoreError
@@ -130,32 +131,51 @@ class Waiting:
     """``admit``'s answer for a connection put in the waiting room."""
 
 
+class SlotKeeper(Protocol):
+    """Who counts a slot: the ``Guard``, or a worker's channel to the supervisor's guard."""
+
+    def slot_logged_in(self, slot: Slot) -> None: ...
+
+    def slot_released(self, slot: Slot) -> None: ...
+
+
 class Slot:
     """One admitted connection; the front-end says when it logged in, the listener releases it."""
 
-    def __init__(self, guard: Guard, ip: str, network: str, close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        keeper: SlotKeeper,
+        ip: str,
+        network: str,
+        close: Callable[[], None],
+        accepted: float | None = None,
+    ) -> None:
         self.ip = ip
         self.network = network
-        self.accepted = time.monotonic()
+        self.accepted = time.monotonic() if accepted is None else accepted
         self.authenticated = False
         self.evicted = False
-        self._guard = guard
+        self._keeper = keeper
         self._close = close
         self.on_login: Callable[[], None] | None = None  # the listener's "session opened"
 
     def logged_in(self) -> None:
         """The connection is authenticated: it no longer counts as a startup."""
         first = not self.authenticated
-        self._guard._logged_in(self)
+        self._keeper.slot_logged_in(self)
         if first and self.on_login is not None:
             self.on_login()
 
     def release(self) -> None:
-        self._guard._release(self)
+        self._keeper.slot_released(self)
 
     def evict(self) -> None:
         with suppress(OSError):
             self._close()
+
+    def hand_over(self, close: Callable[[], None]) -> None:
+        """The connection now lives in another process: evicting it calls ``close``."""
+        self._close = close
 
 
 class _Waiter:
@@ -502,7 +522,7 @@ class Guard:
         if not held:
             del self._startups[slot.network]
 
-    def _logged_in(self, slot: Slot) -> None:
+    def slot_logged_in(self, slot: Slot) -> None:
         with self._lock:
             started: list[Start] = []
             if not slot.authenticated:
@@ -511,7 +531,7 @@ class Guard:
                 started = self._promote_locked()
         self._started(started)
 
-    def _release(self, slot: Slot) -> None:
+    def slot_released(self, slot: Slot) -> None:
         with self._lock:
             self._drop_startup_locked(slot)
             self._total -= 1

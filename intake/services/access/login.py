@@ -31,15 +31,16 @@ from intake.adapters.accounts import AccountStore
 from intake.adapters.audit.writer import AuditLog
 from intake.core.errors import AuditUnavailable
 from intake.core.model import Account
-from intake.services.access.guard import Cost, Guard
+from intake.services.access.gate import Gate
+from intake.services.access.guard import Cost
 
 log = logging.getLogger("intake.login")
 
 
 class Authenticator:
-    def __init__(self, accounts: AccountStore, guard: Guard, audit: AuditLog) -> None:
+    def __init__(self, accounts: AccountStore, gate: Gate, audit: AuditLog) -> None:
         self._accounts = accounts
-        self._guard = guard
+        self.gate = gate  # the guard, or a worker's channel to it
         self._audit = audit
 
     def _failed(
@@ -58,7 +59,7 @@ class Authenticator:
             )
         except AuditUnavailable as exc:  # refused anyway; the guard still counts it
             log.error("login.failed not recorded: %s", exc)
-        self._guard.login_failed(ip, protocol, cost, account=name if guessed else None)
+        self.gate.login_failed(ip, protocol, cost, account=name if guessed else None)
 
     @staticmethod
     def _cost(reason: str) -> int:
@@ -73,13 +74,13 @@ class Authenticator:
         return ""
 
     def password(self, name: str, password: str, ip: str, protocol: str) -> Account | None:
-        if self._guard.banned(ip):
+        if self.gate.banned(ip):
             self._failed(name, ip, protocol, "password", "address banned", Cost.AUTHFAIL)
             return None
-        delay = self._guard.account_delay(name)
+        delay = self.gate.account_delay(name)
         if delay:
             time.sleep(delay)  # bounded; this connection's own thread, no hashing slot held
-        with self._guard.hashing():
+        with self.gate.hashing():
             account = self._accounts.authenticate_password(name, password)
         if account is None:
             reason = self._why_refused(name) or "wrong password"
@@ -103,7 +104,7 @@ class Authenticator:
     def no_login(self, ip: str, protocol: str, reason: str, evicted: bool = False) -> None:
         """A connection ended before any login attempt: the guard scores it (a tenth of a
         failure; an eviction nothing) and audits it with its network's others."""
-        self._guard.ended_before_login(ip, protocol, reason, evicted)
+        self.gate.ended_before_login(ip, protocol, reason, evicted)
 
     def succeeded(self, account: Account, ip: str, protocol: str, method: str) -> None:
         """Record the login; ``AuditUnavailable`` means the front-end must refuse it."""

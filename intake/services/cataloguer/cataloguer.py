@@ -199,6 +199,13 @@ class Cataloguer(FileEvents):
             self._watcher.start(self.storage.data_dir)
         self.request_reconcile(None, "server start")
 
+    def start_listening(self) -> None:
+        """A worker process: catalogue its own uploads (retrying a record that failed),
+        nothing else; the supervisor's cataloguer recovers, watches and reconciles."""
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name="cataloguer", daemon=True)
+        self._worker.start()
+
     def _recover_received(self) -> None:
         """Uploads left ``receiving`` whose file is in place were committed (the rename is
         the commit point) by a server killed before it recorded them: received, not cut."""
