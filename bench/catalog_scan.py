@@ -117,7 +117,7 @@ def _running(work: Path) -> tuple[Daemon, object, Catalog, Path]:
 
     inst = open_instance(load(conf), SystemClock())
     inst.accounts.add("bench", Role.MEMBER, PASSWORD, [])
-    daemon = Daemon(inst)
+    daemon = Daemon(inst, workers=1)
     daemon.start()
     catalog = Catalog(conf.parent / "state" / "catalog.db", SystemClock())
     return daemon, inst, catalog, conf.parent

@@ -1,11 +1,14 @@
 """Fixtures: a real instance in a temporary folder, a real server on loopback port 0.
 
-The in-process server (``server``) is the real ``Daemon`` with its real listeners; tests
-that need the process itself (signals, kill -9) start ``intake serve`` with ``ServeProcess``.
+The in-process server (``server``) is the real ``Daemon`` with its real listeners, serving
+from its own threads (``workers=1``); tests that need the process itself (signals, kill -9,
+worker processes: ``[server] workers`` as configured, one per core by default) start
+``intake serve`` with ``ServeProcess``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
@@ -208,6 +211,7 @@ class ServeProcess:
                 stderr=log_file,
                 text=True,
                 preexec_fn=preexec,  # tests set resource limits this way
+                start_new_session=True,  # kill() ends the whole service: workers too
                 env={**os.environ, **(env or {})},
             )
         self.addresses: dict[str, tuple[str, int]] = {}
@@ -223,7 +227,7 @@ class ServeProcess:
             if line.startswith("ready:"):
                 break
         if "sftp" not in self.addresses:  # every test instance serves SFTP
-            self.proc.kill()
+            self.kill()
             raise AssertionError(f"intake serve did not start: {self.log()}")
 
     def log(self) -> str:
@@ -234,9 +238,11 @@ class ServeProcess:
         return self.proc.wait(timeout=30)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        """A crash of the whole service (systemd's SIGKILL of its control group): the
+        supervisor and its worker processes die at once."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -254,7 +260,7 @@ def running(instance: TestInstance, clock: Clock | None = None) -> Iterator[Runn
     ``clock`` (e.g. ``tests.sweeping.PastClock``) it runs at another time, so what it
     receives is as old as that clock says."""
     inst = instance.open(clock)
-    daemon = Daemon(inst)
+    daemon = Daemon(inst, workers=1)
     addresses = daemon.start()
     try:
         yield RunningServer(instance, daemon, addresses["sftp"], addresses.get("ftps"))

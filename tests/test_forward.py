@@ -85,7 +85,7 @@ class TestForwarding:
 
         data = os.urandom(3 * 1024 * 1024 + 17)
         inst = forwarding.open()
-        daemon = Daemon(inst)
+        daemon = Daemon(inst, workers=1)
         host, port = daemon.start()["sftp"]
         try:
             client = SftpClient(host, port, "tech", PASSWORD)

@@ -185,7 +185,7 @@ class TestStartup:
         inst = instance.open()
         try:
             with pytest.raises(StartupError, match=r"tls\.key"):
-                Daemon(inst).start()
+                Daemon(inst, workers=1).start()
         finally:
             inst.close()
 

@@ -12,6 +12,7 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,6 +29,7 @@ from intake.core.errors import ConfigError
 from intake.core.messages import DEFAULT_BANNER
 
 GIB = 1024**3
+MAX_WORKERS = 64  # [server] workers: more processes than this is a mistake, not a plan
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,11 @@ class ServerSection:
     contact: str = ""  # how members reach the agency (phone, e-mail), on connection cards
     banner: str = DEFAULT_BANNER  # SSH pre-login banner and FTPS welcome (lines: "\n")
     lang: str = "fr"  # what members read from the server (FTPS replies, SFTP statuses)
+    workers: int = 0  # serving processes; 0: one per core (``ServerSection.worker_count``)
+
+    def worker_count(self) -> int:
+        """The number of processes serving sessions: ``workers``, else one per core."""
+        return self.workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,8 @@ public_ftps_port = 0              # published behind NAT on other ports (0: the 
 organisation = ""                 # who runs the service, e.g. "Agence technique départementale"
 contact = ""                      # e.g. "04 70 00 00 00 - assistance@example.fr"
 lang = "fr"                       # the language of every reply members read: "fr" or "en"
+# workers = 2                     # processes serving sessions (default: one per core);
+                                  # 1 serves everything from one process
 # banner = "..."                  # shown before login (SSH banner, FTPS 220 welcome); lines
                                   # split by "\\n". Default: a French text saying who runs
                                   # the service and that every access is traced.
@@ -495,6 +504,10 @@ def _convert(name: str, default: Any, value: Any, file: str, key: str) -> Any:
         return tuple(parse_network(v, file, key) for v in value)
     if key == "alerts.sender" and value != "":
         return parse_address(value, file, key)
+    if key == "server.workers":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
+            raise ConfigError(file, key, f"expected a number of processes (1-{MAX_WORKERS})")
+        return value
     if key == "alerts.smtp_port":
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
             raise ConfigError(file, key, "expected a port number (1-65535, or 0)")

@@ -7,7 +7,8 @@ Rules:
 - ``--json`` prints one object: ``healthy``, ``problems``, ``serve``, ``sessions_open``,
   ``sweep``, ``forwards``, ``disk``, ``audit``, ``alerts``, ``catalog`` (times ISO-8601
   UTC, sizes in bytes; ``sweep`` is null before the first sweep, ``sessions_open`` while
-  serve is not running).
+  serve is not running; ``serve.workers`` lists the worker processes of a running serve:
+  ``index``, ``pid``, ``connections``, ``started``, ``restarts``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def _serve_line(serve: dict[str, Any]) -> str:
     text = f"{state}, pid {serve['pid']}"
     if serve.get("started_at"):
         text += f", since {serve['started_at']}"
+    workers = serve.get("workers")
+    if workers:
+        each = ", ".join(f"pid {w['pid']} {w['connections']} conn." for w in workers)
+        text += f"; {len(workers)} workers ({each})"
     return f"{text}; {where}" if where else text
 
 

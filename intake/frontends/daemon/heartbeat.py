@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from intake import __version__
 from intake.adapters.systemd import Notifier
@@ -41,8 +42,11 @@ class Heartbeat:
         alive: Callable[[], bool],
         listening: dict[str, str],
         textfile: Path | None = None,
+        workers: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
+        """``workers``: what each worker process is doing (with ``[server] workers``)."""
         self._path = state_dir / SERVE_NAME
+        self._workers = workers
         self._metrics = metrics
         self._notifier = notifier
         self._alive = alive
@@ -89,6 +93,8 @@ class Heartbeat:
             "listening": self._listening,
             "sessions_open": self._metrics.sessions_open(),
         }
+        if self._workers is not None:
+            doc["workers"] = self._workers() if state == "running" else []
         if state == "stopped":
             doc["stopped_at"] = wall
         self._attempt(lambda: write_json(self._path, doc), self._path)

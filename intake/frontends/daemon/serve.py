@@ -2,6 +2,14 @@
 
 Rules:
 - Startup problems (port taken, unreadable key) are ``StartupError``: one line, exit 1.
+- ``[server] workers`` (default: one per core) processes serve the sessions. With 1 this
+  process serves them from its threads. With more, this process is the supervisor: the
+  spawner is forked first (before any thread runs), the worker processes once the
+  recovery is done; the supervisor binds, accepts and admits every connection (the one
+  guard: blocks, scores, slots, waiting room) and hands it to a worker (``pool``); it
+  alone runs the cataloguer's watch, the sweeper, the anchors, the alerts, the metrics
+  endpoint (summing the workers') and the status file (listing them). SIGHUP is passed
+  to every worker; a stop ends their sessions first (``STOP_TIMEOUT``).
 - One ``serve`` per instance: ``state/serve.lock`` (``intake.adapters.locks``) is taken
   first, before anything else; a second ``serve`` says "already served by PID n" and exits
   1 having touched nothing.
@@ -61,6 +69,9 @@ from intake.core.config import Listen
 from intake.core.errors import ConfigError, StartupError, UsageError
 from intake.frontends.daemon.heartbeat import Heartbeat
 from intake.frontends.daemon.metrics_http import MetricsEndpoint
+from intake.frontends.daemon.pool import WorkerPool
+from intake.frontends.daemon.spawner import Spawner
+from intake.frontends.daemon.worker import run_worker
 from intake.frontends.ftps.server import FtpsService
 from intake.frontends.sftp.server import SftpService
 from intake.services.alerts.loop import AlertsLoop
@@ -73,6 +84,7 @@ from intake.services.sweeper.scheduler import SweeperThread
 
 log = logging.getLogger("intake.daemon")
 RECOVERY_WAIT = 120.0  # seconds a start waits for a running ``catalog scan`` to finish
+STOP_TIMEOUT = 15.0  # seconds the worker processes have to end their sessions at a stop
 
 
 class FrontEnd(Protocol):
@@ -88,8 +100,11 @@ class FrontEnd(Protocol):
 class Daemon:
     """The running front-ends of one instance."""
 
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, instance: Instance, workers: int | None = None) -> None:
+        """``workers``: processes serving sessions (default ``[server] workers``); 1 serves
+        them from this process's threads (the mode of an in-process test server)."""
         self.instance = instance
+        self.workers = workers or instance.config.server.worker_count()
         self.frontends: dict[str, FrontEnd] = {}
         self.addresses: dict[str, tuple[str, int]] = {}
         self.cataloguer: Cataloguer | None = None
@@ -99,6 +114,8 @@ class Daemon:
         self.metrics_endpoint: MetricsEndpoint | None = None
         self.alerts: AlertsLoop | None = None
         self.anchors: AnchorThread | None = None
+        self.spawner: Spawner | None = None
+        self.pool: WorkerPool | None = None
 
     def reload_policies(self) -> None:
         """Read the policies again and re-date every live entry (start, SIGHUP)."""
@@ -125,6 +142,11 @@ class Daemon:
         plans: list[tuple[str, Listen]] = [("sftp", cfg.sftp.listen), ("ftps", cfg.ftps.listen)]
         try:
             bound: list[tuple[str, FrontEnd, Listen]] = []
+            workers = self.workers
+            if workers > 1:  # forked first, while this process runs no thread
+                self.spawner = Spawner(lambda index, fd: run_worker(cfg, index, fd))
+                self.spawner.start([self._lock.fileno()])
+                self.pool = WorkerPool(inst, workers, self.spawner)
             self.alerts = AlertsLoop(inst.alerts, inst.budget.reserve)
             self.alerts.start()
             for name, listen in plans:
@@ -156,6 +178,9 @@ class Daemon:
             finally:
                 recovery.release()
             inst.listeners.append(self.cataloguer)
+            if self.pool is not None:
+                self.pool.start()
+                inst.metrics.add_peers(self.pool.samples)
             for name, frontend, listen in bound:
                 self.addresses[name] = frontend.start(listen)
             gauges.register(inst.metrics, cfg, inst.catalog, inst.clock)
@@ -177,9 +202,10 @@ class Daemon:
         return self.addresses
 
     def _build(self, name: str) -> FrontEnd:
+        hand_off = self.pool.hand_off_to(name) if self.pool is not None else None
         if name == "sftp":
-            return SftpService(self.instance, self.instance.config.sftp)
-        return FtpsService(self.instance, self.instance.config.ftps)
+            return SftpService(self.instance, self.instance.config.sftp, hand_off)
+        return FtpsService(self.instance, self.instance.config.ftps, hand_off)
 
     def alive(self) -> bool:
         """Every front-end (and the metrics endpoint) still accepts connections."""
@@ -190,6 +216,8 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: end the sessions whose login no longer holds; read the policies
         (re-dating live entries) and the TLS pair again."""
+        if self.pool is not None:
+            self.pool.reload()
         ended = self.instance.sessions.revalidate(self.instance.accounts)
         if ended:
             log.info("ended %d session(s) whose login no longer holds", ended)
@@ -215,6 +243,13 @@ class Daemon:
         for name, frontend in list(self.frontends.items()):
             frontend.stop()
             del self.frontends[name]
+        if self.pool is not None:  # no connection comes in any more: end the sessions
+            self.pool.stop(STOP_TIMEOUT)
+            self.pool = None
+            self.instance.guard.digest.flush(everything=True)
+        if self.spawner is not None:
+            self.spawner.stop()
+            self.spawner = None
         if self.cataloguer is not None:
             if self.cataloguer in self.instance.listeners:
                 self.instance.listeners.remove(self.cataloguer)
@@ -265,6 +300,7 @@ def serve(instance: Instance) -> int:
         daemon.alive,
         listening,
         cfg.resolve(cfg.metrics.textfile) if cfg.metrics.textfile else None,
+        daemon.pool.describe if daemon.pool is not None else None,
     )
     heartbeat.beat()  # state/serve.json exists before anyone hears "ready"
     print(f"ready: serving {served}", flush=True)

@@ -80,6 +80,15 @@ def _serve(cfg: Config, wall: float, health: Health) -> dict[str, Any]:
     if alive:
         age = wall - float(doc.get("updated_at") or 0)
         section.update(pid=pid, sessions_open=doc.get("sessions_open") or {})
+        workers = doc.get("workers")
+        if isinstance(workers, list):
+            section["workers"] = workers
+            wanted = cfg.server.worker_count()
+            if len(workers) < wanted:
+                health.problems.append(
+                    f"serve runs {len(workers)} of its {wanted} worker processes "
+                    "(a worker ended and is being started again)"
+                )
         if age <= STALE_SECONDS:
             section["state"] = "running"
         else:

@@ -1,0 +1,253 @@
+"""Worker processes (``[server] workers``, issue 17 item 1): the real ``intake serve`` with
+two worker processes, driven by real clients. Connections are spread over the workers;
+what one process used to share between its threads (blocks and scores, the per-account
+caps, the quota, the metrics) holds over the processes; a worker that dies is replaced
+while the other serves on; a stop ends every worker's sessions cleanly.
+
+The in-process test server serves from its own threads (``workers = 1``); every other
+test that starts ``intake serve`` runs the default (one worker per core)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+
+from tests.clients import FtpsClient, SftpClient
+from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for
+
+WORKERS = 2
+
+
+def configure(
+    instance: TestInstance, limits: dict[str, str] | None = None, extra: str = ""
+) -> None:
+    """``[server] workers = 2``, and ``limits`` replacing the test config's own values."""
+    text = instance.config_file.read_text()
+    for key, value in (limits or {}).items():
+        if f"{key} =" in text:
+            text = "\n".join(
+                f"{key} = {value}" if line.startswith(f"{key} =") else line
+                for line in text.splitlines()
+            )
+        else:
+            text = text.replace("[limits]\n", f"[limits]\n{key} = {value}\n", 1)
+    instance.config_file.write_text(f"{text}\n[server]\nworkers = {WORKERS}\n{extra}")
+
+
+@pytest.fixture
+def served(instance: TestInstance) -> Iterator[ServeProcess]:
+    configure(instance)
+    process = ServeProcess(instance)
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def status(instance: TestInstance) -> dict[str, Any]:
+    return dict(json.loads(instance.cli("status", "--json").stdout))
+
+
+def workers_of(instance: TestInstance) -> list[dict[str, Any]]:
+    return list(status(instance)["serve"].get("workers") or [])
+
+
+def connections(instance: TestInstance) -> list[int]:
+    return [w["connections"] for w in workers_of(instance)]
+
+
+def alive(pid: int) -> bool:
+    """A running process (not gone, not a zombie nobody reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+class TestSpread:
+    def test_connections_are_served_by_both_worker_processes(
+        self, instance: TestInstance, served: ServeProcess
+    ) -> None:
+        """Four members' sessions held open: two in each worker process (neither the
+        supervisor), every one uploads, ``status`` counts four open."""
+        clients = []
+        for n in range(4):
+            instance.add_account(f"mairie-{n}")
+            clients.append(SftpClient(*served.addresses["sftp"], f"mairie-{n}", PASSWORD))
+        assert [2, 2] == wait_for(lambda: connections(instance) == [2, 2] and [2, 2], timeout=20)
+        pids = [w["pid"] for w in workers_of(instance)]
+        assert served.proc.pid not in pids and len(set(pids)) == WORKERS
+        assert all(alive(pid) for pid in pids)
+        for n, client in enumerate(clients):
+            client.upload(f"/from-{n}.bak", b"x" * 1000)
+        assert 4 == sum(status(instance)["sessions_open"].values())
+        for client in clients:
+            client.close()
+        assert 4 == len(instance.audit("upload.complete"))
+        assert [0, 0] == wait_for(lambda: connections(instance) == [0, 0] and [0, 0], timeout=20)
+
+
+class TestSharedLimits:
+    def test_failures_in_both_workers_add_up_to_one_block(self, instance: TestInstance) -> None:
+        """``max_login_failures = 3``: three wrong passwords, each on a new connection
+        (so served in turn by each worker), block the address over both protocols."""
+        configure(instance, {"max_login_failures": "3"})
+        instance.add_account("mairie-a")
+        with_server = ServeProcess(instance)
+        try:
+            for _ in range(3):
+                with pytest.raises(paramiko.AuthenticationException):
+                    SftpClient(*with_server.addresses["sftp"], "mairie-a", "wrong password")
+            wait_for(lambda: instance.audit("banned"), timeout=20)
+            [ban] = instance.audit("banned")
+            assert "127.0.0.1" == ban["ip"]
+            with pytest.raises((OSError, EOFError, paramiko.SSHException)):
+                SftpClient(*with_server.addresses["sftp"], "mairie-a", PASSWORD)
+            cafile = str(instance.root / "keys" / "tls.crt")
+            with pytest.raises(Exception, match="421"):
+                FtpsClient(*with_server.addresses["ftps"], "mairie-a", PASSWORD, cafile=cafile)
+        finally:
+            with_server.kill()
+
+    def test_the_open_files_cap_holds_over_both_workers(self, instance: TestInstance) -> None:
+        """``max_account_open_files = 2``: one session in each worker; two files open in
+        the first leave none to the second until one closes."""
+        configure(instance, {"max_account_open_files": "2"})
+        instance.add_account("mairie-a")
+        process = ServeProcess(instance)
+        try:
+            first = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            second = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+            held = [first.sftp.open(f"/held-{n}.bak", "wb") for n in range(2)]
+            with pytest.raises(OSError):
+                second.sftp.open("/third.bak", "wb")
+            held[0].close()
+            with second.sftp.open("/third.bak", "wb") as handle:
+                handle.write(b"now there is room")
+            held[1].close()
+            first.close()
+            second.close()
+        finally:
+            process.kill()
+        assert {"/held-0.bak", "/held-1.bak", "/third.bak"} == {
+            str(r["path"]) for r in instance.audit("upload.complete")
+        }
+
+    def test_the_quota_counts_uploads_arriving_in_both_workers(
+        self, instance: TestInstance
+    ) -> None:
+        """``account_quota = "1 MiB"``: two uploads of 600 KiB arriving at once, one in
+        each worker: the second to pass the quota is refused, the first is received."""
+        configure(instance, {"account_quota": '"1 MiB"'})
+        instance.add_account("mairie-a")
+        process = ServeProcess(instance)
+        try:
+            one = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            two = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+            first = one.sftp.open("/first.bak", "wb")
+            second = two.sftp.open("/second.bak", "wb")
+            first.write(b"1" * 600 * 1024)
+            first.flush()
+            with pytest.raises(OSError):
+                second.write(b"2" * 600 * 1024)
+                second.close()
+            first.close()
+            one.close()
+            two.close()
+        finally:
+            process.kill()
+        assert ["/first.bak"] == [r["path"] for r in instance.audit("upload.complete")]
+        denied = [r for r in instance.audit("denied") if "quota" in str(r.get("reason"))]
+        assert denied and "/second.bak" == denied[0]["path"]
+
+    def test_metrics_sum_what_every_worker_counted(self, instance: TestInstance) -> None:
+        """Two uploads served by two workers: the supervisor's /metrics says two."""
+        configure(instance, extra='[metrics]\nlisten = "127.0.0.1:0"\n')
+        instance.add_account("mairie-a")
+        process = ServeProcess(instance)
+        try:
+            one = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            two = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+            one.upload("/one.bak", b"1" * 1000)
+            two.upload("/two.bak", b"2" * 1000)
+            host, port = process.addresses["metrics"]
+            with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as reply:
+                text = reply.read().decode()
+            one.close()
+            two.close()
+        finally:
+            process.kill()
+        lines = text.splitlines()
+        assert 'intake_uploads_total{protocol="sftp"} 2' in lines
+        assert 'intake_upload_bytes_total{protocol="sftp"} 2000' in lines
+        assert 'intake_logins_total{protocol="sftp"} 2' in lines
+        assert 'intake_sessions_open{protocol="sftp"} 2' in lines
+
+
+class TestWorkerLife:
+    def test_a_killed_worker_is_replaced_and_the_other_serves_on(
+        self, instance: TestInstance, served: ServeProcess
+    ) -> None:
+        """SIGKILL to one worker: its session is cut, the other worker's session goes on,
+        a new worker takes its place (``status`` says so) and serves new logins."""
+        instance.add_account("mairie-a")
+        instance.add_account("mairie-b")
+        a = SftpClient(*served.addresses["sftp"], "mairie-a", PASSWORD)
+        b = SftpClient(*served.addresses["sftp"], "mairie-b", PASSWORD)
+        wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        victim, survivor = workers_of(instance)
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_for(lambda: not a.transport.is_active(), timeout=20)
+        b.upload("/during.bak", b"still served")
+
+        def replaced() -> bool:
+            now = workers_of(instance)
+            return (
+                len(now) == WORKERS
+                and now[0]["pid"] != victim["pid"]
+                and now[0]["restarts"] == 1
+                and now[1]["pid"] == survivor["pid"]
+            )
+
+        wait_for(replaced, timeout=30)
+        again = [SftpClient(*served.addresses["sftp"], "mairie-a", PASSWORD) for _ in range(2)]
+        for n, client in enumerate(again):
+            client.upload(f"/after-{n}.bak", b"served again")
+            client.close()
+        b.close()
+        assert status(instance)["healthy"]
+        completed = {str(r["path"]) for r in instance.audit("upload.complete")}
+        assert {"/during.bak", "/after-0.bak", "/after-1.bak"} == completed
+
+    def test_sigterm_ends_every_workers_sessions_and_stops(
+        self, instance: TestInstance, served: ServeProcess
+    ) -> None:
+        """SIGTERM with an upload in flight in each worker: both become
+        ``upload.interrupted``, serve exits 0, no worker is left, the log verifies."""
+        instance.add_account("mairie-a")
+        clients = [SftpClient(*served.addresses["sftp"], "mairie-a", PASSWORD) for _ in range(2)]
+        wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        pids = [w["pid"] for w in workers_of(instance)]
+        handles = [c.sftp.open(f"/in-flight-{n}.bak", "wb") for n, c in enumerate(clients)]
+        for handle in handles:
+            handle.write(b"f" * 100_000)
+            handle.flush()
+        assert 0 == served.signal(signal.SIGTERM)
+        assert not any(alive(pid) for pid in pids)
+        interrupted = {str(r["path"]) for r in instance.audit("upload.interrupted")}
+        assert {"/in-flight-0.bak", "/in-flight-1.bak"} == interrupted
+        assert [] == instance.audit("upload.complete")
+        proc = instance.cli("audit", "verify")
+        assert 0 == proc.returncode, proc.stdout + proc.stderr
