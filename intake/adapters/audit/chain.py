@@ -32,8 +32,22 @@ Rules:
   truncates the file back to its length before the write, under the lock, and raises
   ``AuditUnavailable``: no torn line is ever left for the next record to chain onto. A
   torn last line found at open (a crash mid-write) is cut off, with a WARNING.
-- A record is fsynced before ``append`` returns, unless the caller batches (then
-  ``sync`` fsyncs once); checkpoints are always fsynced.
+- Group commit: ``append`` returns only once its record is durable, i.e. an fsync that
+  started after the record was written returned without error; a caller that batches
+  (``durable=False``) gets that from ``sync`` instead. The fsync runs outside the lock,
+  one per process at a time (``group.Tickets``): a record written under the lock gets a
+  ticket; after the lock, its caller waits for the fsync in flight, or runs it itself on a
+  ``dup`` of the file, covering every record written so far. Records written while an fsync
+  runs share the next one. Checkpoints are fsynced under the lock (covering every record
+  before them), and so is a file before it is closed (month change, reload after another
+  process appended): their outcome reaches the waiting callers the same way.
+- Fail closed: when an fsync fails, every caller whose record it covered (and every one
+  written before the error was seen) gets ``AuditUnavailable``, and no later fsync counts
+  for them. Such a record stays in the file (later records may already chain onto it):
+  the log may then say that an act was attempted that did not happen, never the reverse.
+- Lock order: the mutex, then ``flock``, then the tickets' condition (innermost: nothing
+  takes the mutex or ``flock`` while holding it). The fsync in flight holds neither the
+  mutex nor ``flock`` unless it is a checkpoint's or a closing file's.
 - A checkpoint is written after every ``every`` records, when ``interval`` seconds passed
   since the last one, and at every clean stop (``close``) of a process that appended.
   Without an audit key, records are chained but not signed.
@@ -59,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from intake.adapters.audit import signing
+from intake.adapters.audit.group import Tickets
 from intake.core.clock import Clock, isoformat, parse_iso
 from intake.core.errors import AuditUnavailable, StartupError
 
@@ -323,7 +338,7 @@ class ChainWriter:
         self._fd = -1
         self._fd_path: Path | None = None
         self._head: _Head | None = None
-        self._dirty = False  # written but not fsynced (a batch)
+        self._tickets = Tickets()  # this process's records: which are durable (group commit)
         self._month_key = (0, 0)
         self._month_path = log_dir
         self._later_of: tuple[Path | None, str, str] = (None, "", "")
@@ -345,6 +360,7 @@ class ChainWriter:
         self._fd = -1
         self._fd_path = None
         self._head = None
+        self._tickets = Tickets()  # the parent's may be locked by a thread the child lacks
         try:
             self._lock_fd = os.open(
                 self._dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640
@@ -365,16 +381,47 @@ class ChainWriter:
         return self._fd
 
     def _close_fd(self) -> None:
+        """Close the file (under the mutex), its records settled first: an fsync, whose
+        outcome reaches every caller waiting for one of them (a failure: ``AuditUnavailable``
+        to each), so no ticket is left on a closed file."""
         if self._fd >= 0:
-            if self._dirty:
-                self._dirty = False
-                try:
-                    os.fsync(self._fd)
-                except OSError as exc:
-                    log.error("audit log: fsync of %s failed: %s", self._fd_path, exc.strerror)
+            tickets = self._tickets
+            if tickets.pending():
+                last = tickets.issued
+                self._durable(tickets, last, last)
             os.close(self._fd)
         self._fd = -1
         self._fd_path = None
+
+    def _durable(self, tickets: Tickets, ticket: int, since: int) -> str | None:
+        """Return once ``ticket`` is settled: wait for the fsync in flight, or run it when
+        none is (group commit); the reason if a ticket in ``(since, ticket]`` failed.
+
+        Called without the mutex (an append waiting for its record) or with it (a
+        checkpoint, ``_close_fd``): the syncer takes the mutex only to start (its target,
+        a ``dup`` of the file, never an fd number another thread may close and reuse),
+        then fsyncs and publishes outside it."""
+        while not tickets.wait(ticket):
+            with self._mutex:
+                target = tickets.begin()
+                if target is None:
+                    continue  # another thread became the syncer, or settled it
+                path = self._fd_path
+                try:
+                    fd = os.dup(self._fd)
+                except OSError as exc:
+                    tickets.finish(target, exc.strerror or str(exc))
+                    continue
+            error = None
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                error = exc.strerror or str(exc)
+                log.error("audit log: fsync of %s failed: %s", path, error)
+            finally:
+                os.close(fd)
+            tickets.finish(target, error)
+        return tickets.failure(since, ticket)
 
     # -- the head --------------------------------------------------------------------
 
@@ -480,8 +527,9 @@ class ChainWriter:
             target = self._target()
         return head, target
 
-    def _write_locked(self, body: str, durable: bool) -> int:
-        """Append one rendered record (a JSON object) under the lock; returns its seq."""
+    def _write_locked(self, body: str) -> tuple[int, int]:
+        """Append one rendered record (a JSON object) under the lock, not yet fsynced;
+        returns its seq and its ticket (``_durable`` waits for it)."""
         head, target = self._current_head()
         seq = head.seq + 1
         data = (body[:-1] + chain_fields(seq, head.hash)).encode("ascii")
@@ -495,10 +543,6 @@ class ChainWriter:
             written = os.write(fd, data)
             if written != len(data):
                 raise OSError(errno.ENOSPC, "short write")
-            if durable:
-                os.fsync(fd)
-            else:
-                self._dirty = True
         except OSError as exc:
             try:
                 os.ftruncate(fd, before)
@@ -507,25 +551,39 @@ class ChainWriter:
             raise self._unavailable(str(target), exc) from None
         head.seq, head.hash = seq, line_hash(data)
         head.path, head.ino, head.size = target, ino, before + len(data)
-        return seq
+        return seq, self._tickets.issue()
 
     def append(self, body: str, durable: bool = True) -> int:
-        """Append a rendered record; a due checkpoint follows it. Returns its seq."""
+        """Append a rendered record; a due checkpoint follows it. Returns its seq once the
+        record is durable (``durable``; else a later ``sync``): the fsync runs outside the
+        lock, one for every record written meanwhile (group commit)."""
         with self._locked():
-            seq = self._write_locked(body, durable)
+            seq, ticket = self._write_locked(body)
+            tickets = self._tickets
             self._unsigned = True
             self._checkpoint_if_due_locked()
-            return seq
+        if durable:
+            reason = self._durable(tickets, ticket, ticket - 1)
+            if reason is not None:
+                raise AuditUnavailable(f"audit log cannot be written ({reason}): fsync")
+        return seq
 
-    def sync(self) -> None:
-        """fsync what a batch wrote."""
+    def mark(self) -> int:
+        """The ticket of the last record this process wrote (0: none): where a batch starts."""
         with self._mutex:
-            if self._dirty and self._fd >= 0:
-                self._dirty = False
-                try:
-                    os.fsync(self._fd)
-                except OSError as exc:
-                    raise self._unavailable(str(self._fd_path), exc) from None
+            return self._tickets.issued if self._pid == os.getpid() else 0
+
+    def sync(self, since: int = 0) -> None:
+        """Make every record this process wrote durable (a batch's); ``AuditUnavailable``
+        if one written after ticket ``since`` (``mark``) could not be."""
+        with self._mutex:
+            if self._pid != os.getpid():
+                return  # nothing written by this process
+            tickets = self._tickets
+            last = tickets.issued
+        reason = self._durable(tickets, last, since)
+        if reason is not None:
+            raise AuditUnavailable(f"audit log cannot be written ({reason}): fsync")
 
     # -- checkpoints -----------------------------------------------------------------
 
@@ -566,7 +624,11 @@ class ChainWriter:
         document = signing.sign_document(body, signer)
         record: dict[str, Any] = {"ts": isoformat(now), "event": "checkpoint", "reason": reason}
         record["checkpoint"] = document
-        self._write_locked(json.dumps(record, ensure_ascii=True), durable=True)
+        _, ticket = self._write_locked(json.dumps(record, ensure_ascii=True))
+        failed = self._durable(self._tickets, ticket, ticket - 1)  # under the lock: covers all
+        if failed is not None:
+            self._head = None  # re-read the tail at the next append
+            raise AuditUnavailable(f"audit log cannot be written ({failed}): checkpoint")
         head = self._head or head
         head.cp_seq, head.cp_time = head.seq, now.timestamp()
         self._unsigned = False
@@ -642,12 +704,18 @@ class ChainWriter:
     def close(self) -> None:
         """A clean stop: sign what this process appended, release everything."""
         with self._mutex:
-            if self._unsigned and self._pid == os.getpid():
-                try:
-                    self.checkpoint("stop")
-                except (AuditUnavailable, StartupError) as exc:
-                    log.error("audit log: no checkpoint at stop: %s", exc)
-            self._close_fd()
+            if self._pid == os.getpid():
+                if self._unsigned:
+                    try:
+                        self.checkpoint("stop")
+                    except (AuditUnavailable, StartupError) as exc:
+                        log.error("audit log: no checkpoint at stop: %s", exc)
+                self._close_fd()  # settles this process's records
+            elif self._fd >= 0:  # a forked child that never appended: its parent's to settle
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+            self._fd = -1
+            self._fd_path = None
             if self._lock_fd >= 0 and self._pid == os.getpid():
                 os.close(self._lock_fd)
             self._lock_fd = -1

@@ -2,8 +2,11 @@
 
 Rules:
 - One file per UTC month, ``log/audit-YYYY-MM.jsonl``, opened ``O_APPEND``; each record is
-  one ``os.write`` of one line, then ``fsync``: a record the server reported is on disk.
-  A bulk job may group its own records under one ``fsync`` (``batch``).
+  one ``os.write`` of one line, and ``record`` returns once an ``fsync`` that started after
+  that write succeeded: a record the server reported is on disk. Records that threads
+  write while an fsync runs share the next one (group commit, ``chain``), so a burst of
+  logins costs a few fsyncs, not one each. A bulk job's records wait for one ``fsync`` at
+  its end (``batch``).
 - Records are hash-chained (``seq``, ``prev``) and signed by checkpoints across processes:
   ``chain`` is the writer, ``verify`` the checker.
 - A record that cannot be written raises ``AuditUnavailable``: fail closed.
@@ -98,13 +101,16 @@ class _ChainSink:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Records this thread writes inside are fsynced once, at the end."""
-        self._batch.depth = getattr(self._batch, "depth", 0) + 1
+        depth = getattr(self._batch, "depth", 0)
+        if not depth:
+            self._batch.since = self._writer.mark()
+        self._batch.depth = depth + 1
         try:
             yield
         finally:
             self._batch.depth -= 1
             if not self._batch.depth:
-                self._writer.sync()
+                self._writer.sync(self._batch.since)
 
 
 def _clip(value: Any) -> Any:
@@ -160,8 +166,9 @@ class AuditLog:
         self._observers.append(observer)
 
     def batch(self) -> AbstractContextManager[None]:
-        """A bulk job's records (a scan of 100 000 files) are fsynced once, at the end;
-        other threads' records are still fsynced one by one."""
+        """A bulk job's records (a scan of 100 000 files) are made durable once, at the
+        end (``AuditUnavailable`` then if one of them could not be); other threads' records
+        still each wait for their own (group-committed) fsync."""
         return self._sink.batch()
 
     def checkpoint(self, reason: str = "request", force: bool = False) -> CheckpointInfo | None:
