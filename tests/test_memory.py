@@ -195,8 +195,8 @@ class TestTheMeasure:
 
 class TestWithoutGlibc:
     def test_no_glibc_changes_nothing_and_says_so(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Where the C library is not glibc (musl, macOS) the server still starts: nothing
-        is set, and the one line it logs says why."""
+        """Where the C library is not glibc (musl, macOS) nothing is set, never an error,
+        and the answer says why."""
         monkeypatch.setattr(memory, "_glibc", lambda: None)
         bounds = memory.bound_process_memory()
         assert not bounds.applied

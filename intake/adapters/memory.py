@@ -21,9 +21,11 @@ that serves sessions):
 - Thread stacks are left at their default: only the pages a thread touched are resident
   (tens of KiB for a session thread), and exited threads' stacks are cached by glibc
   within a fixed bound.
-- Without glibc (musl, macOS) nothing is changed and the answer says so: the server
-  runs, only without these bounds. Environment variables (``MALLOC_ARENA_MAX``,
-  ``MALLOC_MMAP_THRESHOLD_``) are not needed; explicit calls here override them.
+- Without glibc (musl, macOS) nothing is changed and the answer (``MemoryBounds``) says
+  so: the server runs, only without these bounds. ``serve`` logs nothing about it: its
+  first lines belong to the lock and the ports (a second ``serve`` prints one line).
+  Environment variables (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``) are not
+  needed; the calls here override them.
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ class Daemon:
 
 def serve(instance: Instance) -> int:
     """Run until a stop signal; returns the exit code."""
-    log.info("%s", bound_process_memory())  # before any session thread (intake.adapters.memory)
+    bound_process_memory()  # before any session thread: see intake.adapters.memory
     daemon = Daemon(instance)
     notifier = Notifier.from_environ(os.environ)
     stop = threading.Event()
