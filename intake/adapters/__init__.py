@@ -5,6 +5,7 @@ arrivals), ``logs`` (the operational log; ``logs.structlog_seam`` is structlog's
 ``alerting`` (alert queue, SMTP, the command hook). Modules: ``storage`` (the filesystem
 jail), ``accounts`` + ``passwords`` + ``secrets``, ``keys`` (cryptography), ``sqlite``,
 ``forwarder`` (paramiko client), ``bans`` (blocks shared with the CLI, SQLite),
-``holidays_fr``, ``diskspace``, ``locks``, ``systemd``.
+``holidays_fr``, ``diskspace``, ``locks``, ``systemd``, ``memory`` (the server
+process's malloc bounds: ``bound_process_memory``).
 Adapters import ``intake.core`` only, never a service or a front-end.
 """

@@ -64,6 +64,7 @@ from typing import Protocol
 
 from intake.adapters.locks import FileLock, LockBusy, recovery_lock, serve_lock
 from intake.adapters.logs import oplog
+from intake.adapters.memory import bound_process_memory
 from intake.adapters.systemd import Notifier
 from intake.core.config import Listen
 from intake.core.errors import ConfigError, StartupError, UsageError
@@ -268,6 +269,7 @@ class Daemon:
 
 def serve(instance: Instance) -> int:
     """Run until a stop signal; returns the exit code."""
+    bound_process_memory()  # before any session thread: see intake.adapters.memory
     daemon = Daemon(instance)
     notifier = Notifier.from_environ(os.environ)
     stop = threading.Event()
