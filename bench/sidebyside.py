@@ -99,6 +99,22 @@ def rss_mib(pid: int) -> float:
     return kib / 1024
 
 
+def pss_mib(pid: int) -> float:
+    """The sum of ``Pss`` over the tree under ``pid``, MiB: each page shared by several
+    processes (worker processes are forks) divided among them, so the service's memory
+    in all, where a sum of RSS counts a shared page once per process."""
+    kib = 0
+    for member in tree(pid):
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in rollup.splitlines():
+            if line.startswith("Pss:"):
+                kib += int(line.split()[1])
+    return kib / 1024
+
+
 def settled_rss(pid: int, timeout: float = 10.0) -> float:
     """The tree's RSS once two readings 0.3 s apart agree within 0.1 MiB (bounded)."""
     deadline = time.monotonic() + timeout

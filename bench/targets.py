@@ -22,7 +22,8 @@ goes to ``bench/out/targets.json``. Rows (``--only`` picks some):
   another, while 50 SFTP uploads run, against the same logins idle (intake only).
 - ``rss``: a fresh intake serves ``--sessions`` short sessions one after another (login
   with a password, a 64-byte upload, a listing; SFTP and FTPS in turns), then the sum of
-  its processes' RSS, and 3 more blocks of a tenth as many: met when every sample is at
+  its processes' PSS (``sidebyside.pss_mib``: worker processes share pages with the
+  supervisor; the sum of their RSS is in the note), and 3 more blocks of a tenth as many: met when every sample is at
   most 150 MiB and flat, less than 1 MiB more per 100 sessions (least-squares slope over
   the samples from ``--sessions`` on).
 - ``receipts``: ``bench/receipts_stat.py`` (``--entries`` entries in the account): STAT/s of
@@ -68,6 +69,7 @@ from bench.sidebyside import (  # noqa: E402
     at_once,
     cpu_seconds,
     login,
+    pss_mib,
     rss_mib,
     settled_cpu,
     settled_rss,
@@ -367,7 +369,8 @@ class Bench:
         try:
             pid = server.pid
             sftp, ftps = server.sftp, server.ftps
-            start = rss_mib(pid)
+            start, start_rss = pss_mib(pid), rss_mib(pid)
+            rss_sums: list[float] = []
 
             def one(index: int) -> None:
                 if index % 2 == 0:
@@ -386,16 +389,24 @@ class Bench:
                 while done < upto:
                     one(done)
                     done += 1
-                samples.append((done, settled_rss(pid)))
-                self.log(f"rss: {done} sessions, {samples[-1][1]:.1f} MiB")
+                settled_rss(pid)
+                samples.append((done, pss_mib(pid)))
+                rss_sums.append(rss_mib(pid))
+                self.log(
+                    f"rss: {done} sessions, PSS {samples[-1][1]:.1f} MiB"
+                    f" (sum of RSS {rss_sums[-1]:.1f} MiB)"
+                )
         finally:
             server.stop()
         per_100 = slope([n for n, _ in samples], [m for _, m in samples]) * 100  # type: ignore[list-item]
         row.intake.extend(m for _, m in samples)
         row.met = max(row.intake) <= 150 and per_100 < 1.0
         row.note = (
-            f"at start {start:.1f} MiB; after {samples[0][0]} sessions {samples[0][1]:.1f} MiB;"
-            f" then {per_100:+.2f} MiB per 100 sessions up to {samples[-1][0]}"
+            f"PSS of serve and its worker processes (shared pages divided among them); at"
+            f" start {start:.1f} MiB; after {samples[0][0]} sessions {samples[0][1]:.1f} MiB;"
+            f" then {per_100:+.2f} MiB per 100 sessions up to {samples[-1][0]}; the sum of"
+            f" their RSS (shared pages counted in each) {start_rss:.1f} -> {rss_sums[0]:.1f}"
+            f" -> {rss_sums[-1]:.1f} MiB"
         )
 
 

@@ -21,7 +21,8 @@ Rules:
   every write while it is low), so the disk never fills up; the audit log and the
   catalog never ask, they may use the reserve.
 - One lock guards the counters; nothing here blocks on I/O while holding it (the catalog
-  is read before the lock is taken).
+  is read before the lock is taken). The reserve's byte count is the exception: it is
+  added to at every write without the lock (see ``below_reserve``).
 """
 
 from __future__ import annotations
@@ -142,10 +143,15 @@ class Budget:
         measures at once (an upload opening); else every ``CHECK_EVERY`` bytes."""
         if self.reserve is None or not (self.reserve.rule.percent or self.reserve.rule.amount):
             return None
+        # Counted without the lock (this runs at every write of every upload): two
+        # threads adding at once may lose one write's bytes, which only delays the next
+        # measure by that much.
+        self._unmeasured += max(grown, 0)
+        if not (now or self._low or self._unmeasured >= CHECK_EVERY):
+            return None
         with self._lock:
-            self._unmeasured += max(grown, 0)
             if not (now or self._low or self._unmeasured >= CHECK_EVERY):
-                return None
+                return None  # another thread measured meanwhile
             self._unmeasured = 0
         space = self.reserve.measure()
         self._low = space.low
