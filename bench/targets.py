@@ -24,8 +24,8 @@ goes to ``bench/out/targets.json``. Rows (``--only`` picks some):
   with a password, a 64-byte upload, a listing; SFTP and FTPS in turns), then the sum of
   its processes' PSS (``sidebyside.pss_mib``: worker processes share pages with the
   supervisor; the sum of their RSS is in the note), and 3 more blocks of a tenth as many:
-  met when every sample is at most 150 MiB and flat, less than 1 MiB more per 100 sessions (least-squares slope over
-  the samples from ``--sessions`` on).
+  met when every sample is at most 150 MiB and flat, less than 1 MiB more per 100
+  sessions (least-squares slope over the samples from ``--sessions`` on).
 - ``receipts``: ``bench/receipts_stat.py`` (``--entries`` entries in the account): STAT/s of
   a receipt against a normal STAT.
 - ``audit``: 50 paramiko clients log in at once (key: no password hash), ``login.ok``
