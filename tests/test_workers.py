@@ -171,6 +171,24 @@ class TestSharedLimits:
         denied = [r for r in instance.audit("denied") if "quota" in str(r.get("reason"))]
         assert denied and "/second.bak" == denied[0]["path"]
 
+    def test_one_name_is_uploaded_by_one_session_whichever_worker(
+        self, instance: TestInstance, served: ServeProcess
+    ) -> None:
+        """Two sessions in two workers open the same name: the second is refused at once
+        ("in progress"), the first is received whole."""
+        instance.add_account("mairie-a")
+        one = SftpClient(*served.addresses["sftp"], "mairie-a", PASSWORD)
+        two = SftpClient(*served.addresses["sftp"], "mairie-a", PASSWORD)
+        wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        first = one.sftp.open("/same.bak", "wb")
+        first.write(b"1" * 1000)
+        with pytest.raises(OSError):
+            two.sftp.open("/same.bak", "wb")
+        first.close()
+        assert b"1" * 1000 == (instance.area("mairie-a") / "same.bak").read_bytes()
+        one.close()
+        two.close()
+
     def test_metrics_sum_what_every_worker_counted(self, instance: TestInstance) -> None:
         """Two uploads served by two workers: the supervisor's /metrics says two."""
         configure(instance, extra='[metrics]\nlisten = "127.0.0.1:0"\n')
@@ -200,16 +218,30 @@ class TestWorkerLife:
     def test_a_killed_worker_is_replaced_and_the_other_serves_on(
         self, instance: TestInstance, served: ServeProcess
     ) -> None:
-        """SIGKILL to one worker: its session is cut, the other worker's session goes on,
-        a new worker takes its place (``status`` says so) and serves new logins."""
+        """SIGKILL to one worker mid-upload: its session is cut and its upload recorded
+        interrupted by the supervisor (staging emptied); the other worker's upload goes
+        on; a new worker takes its place (``status`` says so) and serves new logins."""
         instance.add_account("mairie-a")
         instance.add_account("mairie-b")
         a = SftpClient(*served.addresses["sftp"], "mairie-a", PASSWORD)
         b = SftpClient(*served.addresses["sftp"], "mairie-b", PASSWORD)
         wait_for(lambda: connections(instance) == [1, 1], timeout=20)
-        victim, survivor = workers_of(instance)
+        victim, survivor = workers_of(instance)  # a's, then b's: each in turn
+        cut = a.sftp.open("/cut.bak", "wb")
+        cut.write(b"c" * 100_000)
+        cut.flush()
+        going_on = b.sftp.open("/going-on.bak", "wb")
+        going_on.write(b"g" * 100_000)
+        going_on.flush()
         os.kill(victim["pid"], signal.SIGKILL)
         wait_for(lambda: not a.transport.is_active(), timeout=20)
+        [record] = wait_for(lambda: instance.audit("upload.interrupted"), timeout=20)
+        assert ("/cut.bak", "mairie-a") == (record["path"], record["account"])
+        assert "worker process" in str(record["reason"])
+        staged = list((instance.root / "data" / ".staging").iterdir())
+        assert 1 == len(staged)  # b's upload, still arriving
+        going_on.write(b"g" * 100_000)
+        going_on.close()
         b.upload("/during.bak", b"still served")
 
         def replaced() -> bool:
@@ -229,7 +261,11 @@ class TestWorkerLife:
         b.close()
         assert status(instance)["healthy"]
         completed = {str(r["path"]) for r in instance.audit("upload.complete")}
-        assert {"/during.bak", "/after-0.bak", "/after-1.bak"} == completed
+        assert {"/going-on.bak", "/during.bak", "/after-0.bak", "/after-1.bak"} == completed
+        listed = instance.cli("catalog", "list", "--all", "--json")
+        states = {e["path"]: e["state"] for e in json.loads(listed.stdout)}
+        assert "interrupted" == states["/cut.bak"]
+        assert [] == list((instance.root / "data" / ".staging").iterdir())
 
     def test_sigterm_ends_every_workers_sessions_and_stops(
         self, instance: TestInstance, served: ServeProcess

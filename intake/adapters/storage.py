@@ -25,7 +25,9 @@ Rules:
 - Uploads are written to a fresh file in ``.staging`` (``O_EXCL``), hashed as they come,
   fsynced, made read-only (0440) and renamed into place with ``RENAME_NOREPLACE`` when
   the client closes: a received file appears whole or not at all, and never replaces one.
-  A target name is reserved while its upload is open, so two uploads cannot race for it.
+  A target name is reserved while its upload is open, so two uploads cannot race for it:
+  in this process by a set, across processes (worker processes) by the staging file's
+  own name, derived from the target (``staging_path_for``).
 - An upload that is not committed is discarded: its partial data is unlinked at once. A
   commit that fails before its rename (fsync, hash, rename) raises and leaves nothing in
   place; the rename is the commit point (a folder fsync failing after it is logged).
@@ -47,7 +49,6 @@ import logging
 import os
 import stat
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -577,11 +578,28 @@ class Storage:
                 raise Conflict("an upload to this name is in progress")
             self._reserved.add(target)
         try:
-            staging = os.path.join(self.staging_root, f"{uuid.uuid4().hex}.part")
-            return StagedUpload(self, staging, target, location)
+            return StagedUpload(self, self.staging_path_for(target), target, location)
+        except FileExistsError:
+            self.release(target)
+            raise Conflict("an upload to this name is in progress") from None
         except BaseException:
             self.release(target)
             raise
+
+    def staging_path_for(self, target: str) -> str:
+        """The one staging file of an upload to ``target``: its name derives from the
+        target, so a second upload to that name is refused (``O_EXCL``) whichever process
+        (worker) runs either, and a dead worker's leftover is found from its catalog entry."""
+        digest = hashlib.sha256(os.fsencode(target)).hexdigest()[:40]
+        return os.path.join(self.staging_root, f"{digest}.part")
+
+    def discard_staged(self, target: str) -> bool:
+        """Remove what an upload to ``target`` left in staging (its process died)."""
+        try:
+            os.unlink(self.staging_path_for(target))
+        except FileNotFoundError:
+            return False
+        return True
 
     def release(self, target: str) -> None:
         with self._lock:
@@ -606,7 +624,7 @@ class Storage:
             raise NotFound("no such file")
         dst = self._check_free(target)
         with self._lock:
-            if dst in self._reserved:
+            if dst in self._reserved or os.path.lexists(self.staging_path_for(dst)):
                 raise Conflict("an upload to this name is in progress")
         try:
             with (

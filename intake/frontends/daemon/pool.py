@@ -10,9 +10,10 @@ Rules:
   ``Budget`` (``remote`` is the worker's side); an eviction decided by the guard is sent
   to the worker holding the connection.
 - A worker that ends (killed, crashed) loses its connections: their slots are released
-  here, and the uploads it was receiving are recorded interrupted by the next start (or
-  seen by the reconciliation). It is forked again at once, or after a delay that doubles
-  (up to ``RESTART_MAX``) while workers keep dying young; logged as an error.
+  here, and the uploads it was receiving are settled (``_settle_orphans``): received if
+  the file was in place, else ``upload.interrupted`` and its staging file removed. It is
+  forked again at once, or after a delay that doubles (up to ``RESTART_MAX``) while
+  workers keep dying young; logged as an error.
 - ``reload`` (SIGHUP) and ``stop`` are sent to every worker; ``stop`` waits for them (their
   sessions end, open uploads are interrupted) up to its timeout, then kills what is left.
 - ``samples`` sums the workers' metrics into the supervisor's registry; ``describe``
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from intake.adapters.catalog.model import Entry
 from intake.core.clock import isoformat
 from intake.core.errors import StartupError
 from intake.frontends.daemon import channel as channels
@@ -47,6 +49,8 @@ log = logging.getLogger("intake.workers")
 RESTART_MAX = 30.0  # seconds: the longest wait before forking a worker again
 YOUNG = 10.0  # seconds: a worker that dies younger than this delays the next restart
 READY_WAIT = 30.0  # seconds a start waits for every worker to be ready
+ORPHANED = "the worker process receiving it ended"
+SettleOrphans = Callable[[list[Entry], str], tuple[int, int]]
 
 
 @dataclass
@@ -76,6 +80,11 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._restarts: dict[int, int] = {}
         self._delay: dict[int, float] = {}
+        self._settle: SettleOrphans | None = None
+
+    def settle_orphans_with(self, settle: SettleOrphans) -> None:
+        """Who records what a dead worker left receiving (the supervisor's cataloguer)."""
+        self._settle = settle
 
     # -- life --------------------------------------------------------------------------
 
@@ -165,6 +174,7 @@ class WorkerPool:
         self._restarts[state.index] = self._restarts.get(state.index, 0) + 1
 
         def restart() -> None:
+            self._settle_orphans(state)
             if self._stopping.wait(delay):
                 return
             try:
@@ -173,6 +183,38 @@ class WorkerPool:
                 log.error("%s", exc)
 
         threading.Thread(target=restart, name=f"restart-{state.index}", daemon=True).start()
+
+    def _settle_orphans(self, dead: WorkerState) -> None:
+        """The uploads ``dead`` was receiving: the catalog's ``receiving`` entries (read
+        first) that no live worker holds (asked next: an upload that starts meanwhile is
+        not in the first list, one that ends is no longer receiving)."""
+        if self._settle is None:
+            return
+        try:
+            entries = self._instance.catalog.receiving()
+            if not entries:
+                return
+            held: set[tuple[str, str, str]] = set()
+            with self._lock:
+                live = [s for s in self._workers.values() if s is not dead and s.ready.is_set()]
+            for state in live:
+                held |= {(str(a), str(b), str(c)) for a, b, c in state.channel.call("uploads")}
+            orphans = [e for e in entries if (e.account, e.area, e.path) not in held]
+            received, interrupted = self._settle(orphans, ORPHANED)
+        except ChannelClosed:
+            log.error("worker %d: its uploads are left to the next start to settle", dead.index)
+            return
+        except Exception:
+            log.exception("worker %d: settling its uploads failed", dead.index)
+            return
+        if received or interrupted:
+            log.warning(
+                "worker %d had %d upload(s) in flight: %d were in place (received), %d cut",
+                dead.index,
+                received + interrupted,
+                received,
+                interrupted,
+            )
 
     # -- connections -------------------------------------------------------------------
 

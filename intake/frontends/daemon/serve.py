@@ -180,6 +180,7 @@ class Daemon:
                 recovery.release()
             inst.listeners.append(self.cataloguer)
             if self.pool is not None:
+                self.pool.settle_orphans_with(self.cataloguer.settle_orphans)
                 self.pool.start()
                 inst.metrics.add_peers(self.pool.samples)
             for name, frontend, listen in bound:

@@ -7,8 +7,9 @@ Rules:
 - It binds nothing. Each connection arrives on the channel (``conn``: the descriptor, the
   supervisor's slot id, the address, the accept time) and runs in a thread of this
   process, exactly as in a single-process server (``ThreadedListener.adopt``).
-- It catalogues its own uploads (``Cataloguer.start_listening``); the supervisor's
-  cataloguer watches the disk and reconciles.
+- It catalogues its own uploads (``Cataloguer.start_listening``) and answers ``uploads``
+  (those it is receiving: ``InFlight``); the supervisor's cataloguer watches the disk,
+  reconciles, and settles what a dead worker left receiving.
 - ``reload`` (the supervisor's SIGHUP): the sessions whose login no longer holds end,
   the policies and the TLS pair are read again. ``evict``: a connection the guard evicts.
 - It stops on ``stop``, on SIGTERM/SIGINT, or when the channel ends (the supervisor is
@@ -21,12 +22,14 @@ Rules:
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
 from typing import Any
 
 from intake.adapters.logs import oplog
+from intake.core.authz import Area
 from intake.core.clock import SystemClock
 from intake.core.config import Config
 from intake.core.errors import ConfigError, StartupError, UsageError
@@ -38,12 +41,76 @@ from intake.services.access.budget import Budget
 from intake.services.access.guard import Slot
 from intake.services.access.login import Authenticator
 from intake.services.cataloguer.cataloguer import Cataloguer
+from intake.services.files import Arrival
 from intake.services.instance import Instance, open_instance
 from intake.services.retention import RetentionBook
 
 log = logging.getLogger("intake.worker")
 STOP_TIMEOUT = 10.0
 UNSUMMED = frozenset({"intake_sessions_open", "intake_start_time_seconds"})
+
+
+class InFlight:
+    """The uploads this worker is receiving, wrapped around its cataloguer: an upload is
+    counted before its catalog entry says ``receiving`` and until after it says
+    otherwise, so the supervisor (which reads the catalog first, then asks) never takes a
+    live upload for a dead worker's (``WorkerPool`` settles those)."""
+
+    def __init__(self, inner: Cataloguer) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str, str], int] = {}
+
+    def uploads(self) -> list[list[str]]:
+        with self._lock:
+            return [list(key) for key in self._open]
+
+    def _add(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._open[key] = self._open.get(key, 0) + 1
+
+    def _remove(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            left = self._open.get(key, 0) - 1
+            if left > 0:
+                self._open[key] = left
+            else:
+                self._open.pop(key, None)
+
+    def started(self, account: str, area: Area, path: str, protocol: str) -> None:
+        key = (account, area.value, path)
+        self._add(key)
+        try:
+            self._inner.started(account, area, path, protocol)
+        except BaseException:
+            self._remove(key)
+            raise
+
+    def received(self, arrival: Arrival) -> None:
+        try:
+            self._inner.received(arrival)
+        finally:
+            self._remove((arrival.account, arrival.area.value, arrival.path))
+
+    def interrupted(self, account: str, area: Area, path: str, size: int, reason: str) -> None:
+        try:
+            self._inner.interrupted(account, area, path, size, reason)
+        finally:
+            self._remove((account, area.value, path))
+
+    def renamed(
+        self,
+        account: str,
+        area: Area,
+        old_path: str,
+        new_path: str,
+        old_disk_path: str,
+        new_disk_path: str,
+    ) -> None:
+        self._inner.renamed(account, area, old_path, new_path, old_disk_path, new_disk_path)
+
+    def times_set(self, disk_path: str, before: os.stat_result, after: os.stat_result) -> None:
+        self._inner.times_set(disk_path, before, after)
 
 
 class Worker:
@@ -58,6 +125,7 @@ class Worker:
         self.instance: Instance | None = None
         self.services: dict[str, SftpService | FtpsService] = {}
         self.retention: RetentionBook | None = None
+        self.in_flight: InFlight | None = None
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
@@ -67,7 +135,8 @@ class Worker:
             inst.catalog, inst.storage, inst.audit, inst.clock, retention=self.retention
         )
         cataloguer.start_listening()
-        inst.listeners.append(cataloguer)
+        self.in_flight = InFlight(cataloguer)
+        inst.listeners.append(self.in_flight)
         if self.config.sftp.listen.enabled:
             self.services["sftp"] = SftpService(inst, self.config.sftp)
         if self.config.ftps.listen.enabled:
@@ -82,7 +151,7 @@ class Worker:
         finally:
             for service in self.services.values():
                 service.stop(STOP_TIMEOUT)
-            inst.listeners.remove(cataloguer)
+            inst.listeners.remove(self.in_flight)
             cataloguer.stop()
             inst.close()
             self.channel.close()
@@ -114,6 +183,8 @@ class Worker:
             self.stop.set()
         elif op == "metrics":
             return self._metrics()
+        elif op == "uploads":
+            return self.in_flight.uploads() if self.in_flight is not None else []
         return None
 
     def _adopt(self, message: Message) -> None:

@@ -59,6 +59,7 @@ import time
 
 from intake.adapters.audit.writer import AuditLog, display
 from intake.adapters.catalog.catalog import Catalog
+from intake.adapters.catalog.model import Entry
 from intake.adapters.storage import Storage
 from intake.core.authz import Area
 from intake.core.clock import Clock
@@ -107,6 +108,7 @@ class Cataloguer(FileEvents):
         """``protocol``: "cli" for ``intake catalog scan``; None inside ``serve``."""
         self.catalog = catalog
         self.storage = storage
+        self._audit = audit
         self._stop = threading.Event()
         self._queue: queue.Queue[Job] = queue.Queue()
         self._worker: threading.Thread | None = None
@@ -206,30 +208,57 @@ class Cataloguer(FileEvents):
         self._worker = threading.Thread(target=self._run, name="cataloguer", daemon=True)
         self._worker.start()
 
+    def settle_orphans(self, entries: list[Entry], reason: str) -> tuple[int, int]:
+        """Uploads left ``receiving`` by a worker process that died (the supervisor found
+        no live process holding them): one whose file is in place was committed and is
+        recorded received; the others are interrupted (audited ``upload.interrupted``,
+        their staging leftovers removed). Returns (received, interrupted)."""
+        received = interrupted = 0
+        for entry in entries:
+            if self._record_in_place(entry):
+                received += 1
+                continue
+            self.storage.discard_staged(entry.disk_path)
+            if not self.catalog.record_interrupted(entry.disk_path, 0, reason):
+                continue  # its upload ended meanwhile, in a live process
+            interrupted += 1
+            self._audit.record(
+                "upload.interrupted",
+                account=entry.account,
+                protocol=entry.protocol or "unknown",
+                path=entry.path,
+                size=0,
+                reason=reason,
+            )
+        if received:
+            self._checker.assign_policies()
+        return received, interrupted
+
+    def _record_in_place(self, entry: Entry) -> bool:
+        try:
+            digest, raw = self.storage.hash_beneath(entry.disk_path)
+        except (OSError, IntakeError):
+            return False
+        self.catalog.record_received(
+            entry.account,
+            entry.area,
+            entry.path,
+            entry.disk_path,
+            raw.st_size,
+            digest,
+            entry.protocol or "unknown",
+            file_stat(raw),
+        )
+        log.warning(
+            "upload of %s was in place when the process receiving it ended: recorded as received",
+            display(entry.path),
+        )
+        return True
+
     def _recover_received(self) -> None:
         """Uploads left ``receiving`` whose file is in place were committed (the rename is
         the commit point) by a server killed before it recorded them: received, not cut."""
-        recovered = 0
-        for entry in self.catalog.receiving():
-            try:
-                digest, raw = self.storage.hash_beneath(entry.disk_path)
-            except (OSError, IntakeError):
-                continue  # not in place: cut, as interrupt_all_receiving records
-            recovered += 1
-            self.catalog.record_received(
-                entry.account,
-                entry.area,
-                entry.path,
-                entry.disk_path,
-                raw.st_size,
-                digest,
-                entry.protocol or "unknown",
-                file_stat(raw),
-            )
-            log.warning(
-                "upload of %s was in place when the server stopped: recorded as received",
-                display(entry.path),
-            )
+        recovered = sum(self._record_in_place(entry) for entry in self.catalog.receiving())
         if recovered:
             self._checker.assign_policies()
 
