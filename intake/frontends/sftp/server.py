@@ -65,6 +65,7 @@ from intake.frontends.sftp.files import (
     IntakeSFTPServer,
     SftpConnection,
 )
+from intake.frontends.sftp.pipe import take_over
 from intake.services.access.guard import Slot
 from intake.services.access.sessions import Credential, LiveSession
 from intake.services.files import FileSession
@@ -335,6 +336,7 @@ class IntakeServer(SftpConnection):
         if name != "sftp" or self.account is None:
             self._refuse(f"subsystem {name}")
             return False
+        take_over(channel)  # before the subsystem reads: see intake.frontends.sftp.pipe
         handler = IntakeSFTPServer(channel, name, self, sftp_si=IntakeSFTPInterface)
         self.subsystems.append(handler)
         handler.start()
