@@ -14,6 +14,9 @@ Rules:
   guard's ``tick`` about every second (waits that lasted too long, the summaries of
   connections that ended before a login); a stopping listener closes its waiting
   connections and writes every pending summary.
+- Every accepted connection has ``TCP_NODELAY``: a server's replies are small (an SFTP
+  status per 32 KiB written, an FTP reply) and must not wait for the client's delayed
+  ACK (Nagle's algorithm held a 1 GiB SFTP upload at 210 MB/s, 520 without).
 - Login deadlines count from the slot's ``accepted`` (a monotonic time), not from the
   first protocol message.
 - Refusals, connections that end without a login and failed handlers are noise
@@ -130,6 +133,8 @@ class ThreadedListener:
                     return
                 time.sleep(0.05)
                 continue
+            with contextlib.suppress(OSError):  # replies go out at once (see module doc)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._admit(client, addr[0])
 
     def _admit(self, client: socket.socket, ip: str) -> None:
