@@ -68,6 +68,7 @@ log = logging.getLogger("intake.ftps")
 CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20"
 TLS_SESSION_SECONDS = 24 * 3600  # the control connection's session must outlive its transfers
 HANDSHAKE_SECONDS = 10.0  # a connection to a passive port must finish its TLS handshake
+READ_AHEAD = 256 * 1024  # bytes one read event of an upload takes from records already arrived
 MAX_WAITING = 8  # connections to one passive port in their handshake at once
 NOT_RESUMED = "data connection did not resume a TLS session of this client"
 REUSE_REQUIRED = (
@@ -294,6 +295,7 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
     ) -> None:
         self._refusal: str | None = None
         self._settled = False
+        self._close_notified = False  # met by a read-ahead (``_read_ahead``)
         self._listener = listener
         self._handshake_timer: Any = None
         super().__init__(sock, cmd_channel)
@@ -385,7 +387,37 @@ class DataChannel(TLS_DTPHandler):  # type: ignore[misc]
             # OpenSSL 3 reports a TCP close without close_notify as an error: a cut upload.
             DTPHandler.handle_close(self)
             return b""
+        if data and self.receive and self._ssl_established:
+            data = self._read_ahead(data)
         return data
+
+    def _read_ahead(self, first: bytes) -> bytes:
+        """The TLS records that already arrived after ``first``, up to ``READ_AHEAD``
+        bytes: one read returns one record (16 KiB), so one file write and one loop turn
+        per 16 KiB become one per ``READ_AHEAD``. Stops at the first record not there yet;
+        a close_notify met here is acted on once this data is written
+        (``handle_read_event``); any other error is met again by the next read."""
+        parts = [first]
+        got = len(first)
+        while got < READ_AHEAD:
+            try:
+                more = self.socket.recv(READ_AHEAD - got)
+            except SSL.ZeroReturnError:
+                self._close_notified = True
+                break
+            except (SSL.Error, OSError):
+                break
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return first if len(parts) == 1 else b"".join(parts)
+
+    def handle_read_event(self) -> None:
+        super().handle_read_event()
+        if self._close_notified and not self._closed:
+            self._close_notified = False
+            DTPHandler.handle_close(self)  # what pyftpdlib does when a read meets it
 
     def _clean_end(self) -> bool:
         """True once the client sent its TLS close_notify: every byte it meant has arrived."""
