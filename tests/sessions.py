@@ -3,7 +3,8 @@
 Shared by ``tests/test_descriptors.py`` and ``bench/sessions_fds.py``. A session is what a
 member's backup does: log in, upload one small file, list, log out (paramiko). The
 server's open descriptors (``/proc/PID/fd``) and threads (``/proc/PID/task``) are sampled
-every ``every`` sessions after a warm-up, and the leak is the least-squares slope of those
+every ``every`` sessions after a warm-up (over the serve process and every process below
+it: its worker processes), and the leak is the least-squares slope of those
 samples: a leak of one descriptor per session is a slope of 1.0 whether over 300 sessions
 or 2 000, while a single late sample (a thread not yet gone) moves it by thousandths.
 """
@@ -15,13 +16,46 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import paramiko
 
 
+def _ppid(pid: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone meanwhile
+        return None
+    return int(text.rsplit(")", 1)[1].split()[1])
+
+
+def service_pids(root: int) -> list[int]:
+    """``root`` and every live process below it (children, their children...)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = _ppid(entry)
+            if parent is not None:
+                children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
 def counts(pid: int) -> tuple[int, int]:
-    """(open descriptors, threads) of process ``pid`` now."""
-    return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
+    """(open descriptors, threads) of process ``pid`` and every process below it now (the
+    worker processes of ``serve`` hold the sessions)."""
+    fds = threads = 0
+    for member in service_pids(pid):
+        try:
+            fds += len(os.listdir(f"/proc/{member}/fd"))
+            threads += len(os.listdir(f"/proc/{member}/task"))
+        except OSError:  # ended meanwhile
+            continue
+    return fds, threads
 
 
 def settled_counts(pid: int, timeout: float = 15.0) -> tuple[int, int]:

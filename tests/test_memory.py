@@ -29,7 +29,7 @@ import pytest
 
 from intake.adapters import memory
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for
-from tests.sessions import slope
+from tests.sessions import service_pids, slope
 
 TARGET_MIB = 150.0  # issue 17: the whole service after 1 000 short sessions
 UPLOAD = b"m" * 2048
@@ -37,30 +37,6 @@ MEMBER = "mairie-m"
 
 
 # -- the measure ---------------------------------------------------------------------
-
-
-def _ppid(pid: str) -> int | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # gone meanwhile
-        return None
-    return int(text.rsplit(")", 1)[1].split()[1])
-
-
-def service_pids(root: int) -> list[int]:
-    """``root`` and every live process below it (children, their children...)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            parent = _ppid(entry)
-            if parent is not None:
-                children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def _field_kib(path: str, name: str) -> int:
