@@ -4,8 +4,9 @@ A real ``intake serve`` process; sequential SFTP sessions (paramiko, key login, 
 upload, a listing; ``tests/sessions.py``); the ``/proc/PID/fd`` and ``/proc/PID/task`` of
 the server and its worker processes are sampled every 50 sessions after a warm-up of 20,
 and the leak is the least-squares slope of the samples (before the fix each session kept
-2 descriptors: a slope of 2.0). ``make test`` runs 300 sessions; ``make soak`` runs the issue's 2 000 (about ten
-minutes on 2 cores), where a leak of one descriptor per 500 sessions still shows.
+2 descriptors: a slope of 2.0). ``make test`` runs 300 sessions; ``make soak`` runs the
+issue's 2 000 (about ten minutes on 2 cores), where a leak of one descriptor per 500
+sessions still shows.
 """
 
 from __future__ import annotations
