@@ -22,6 +22,7 @@ import pytest
 
 from tests.clients import FtpsClient, SftpClient
 from tests.conftest import PASSWORD, ServeProcess, TestInstance, wait_for
+from tests.sessions import service_pids
 
 WORKERS = 2
 
@@ -287,3 +288,25 @@ class TestWorkerLife:
         assert [] == instance.audit("upload.complete")
         proc = instance.cli("audit", "verify")
         assert 0 == proc.returncode, proc.stdout + proc.stderr
+
+
+class TestOneProcess:
+    def test_workers_1_serves_from_the_serve_process_alone(self, instance: TestInstance) -> None:
+        """``workers = 1``: no child process, no worker in ``status``; uploads, bans and
+        the rest work as in the in-process tests."""
+        instance.config_file.write_text(
+            instance.config_file.read_text() + "\n[server]\nworkers = 1\n"
+        )
+        instance.add_account("mairie-a")
+        process = ServeProcess(instance)
+        try:
+            client = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            client.upload("/alone.bak", b"one process")
+            assert [process.proc.pid] == [
+                pid for pid in service_pids(process.proc.pid) if alive(pid)
+            ]
+            assert "workers" not in status(instance)["serve"]
+            client.close()
+        finally:
+            process.kill()
+        assert ["/alone.bak"] == [r["path"] for r in instance.audit("upload.complete")]
