@@ -65,6 +65,11 @@ def connections(instance: TestInstance) -> list[int]:
     return [w["connections"] for w in workers_of(instance)]
 
 
+def staged_bytes(instance: TestInstance) -> int:
+    """Bytes of the uploads arriving now (their staging files)."""
+    return sum(p.stat().st_size for p in (instance.root / "data" / ".staging").iterdir())
+
+
 def alive(pid: int) -> bool:
     """A running process (not gone, not a zombie nobody reaped)."""
     try:
@@ -267,6 +272,35 @@ class TestWorkerLife:
         states = {e["path"]: e["state"] for e in json.loads(listed.stdout)}
         assert "interrupted" == states["/cut.bak"]
         assert [] == list((instance.root / "data" / ".staging").iterdir())
+
+    def test_what_a_dead_worker_held_is_given_back(self, instance: TestInstance) -> None:
+        """``max_account_open_files = 1`` and a quota: a worker killed while its upload
+        holds the account's one open file and a quota lease; another session can open a
+        file at once, and the quota counts nothing for the dead upload."""
+        configure(instance, {"max_account_open_files": "1", "account_quota": '"64 MiB"'})
+        instance.add_account("mairie-a")
+        process = ServeProcess(instance)
+        try:
+            victim_client = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            other = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+            victim = workers_of(instance)[0]
+            held = victim_client.sftp.open("/held.bak", "wb")
+            held.set_pipelined(True)
+            held.write(b"h" * (60 << 20))  # 60 of the 64 MiB, leased to the victim
+            held.flush()
+            wait_for(lambda: staged_bytes(instance) >= 60 << 20, timeout=60)
+            with pytest.raises(OSError):
+                other.sftp.open("/refused.bak", "wb")  # the account's one open file
+            os.kill(victim["pid"], signal.SIGKILL)
+            wait_for(lambda: instance.audit("upload.interrupted"), timeout=20)
+            with other.sftp.open("/after.bak", "wb") as handle:
+                handle.set_pipelined(True)
+                handle.write(b"a" * (32 << 20))  # fits only if the 60 MiB were given back
+            other.close()
+        finally:
+            process.kill()
+        assert ["/after.bak"] == [r["path"] for r in instance.audit("upload.complete")]
 
     def test_sigterm_ends_every_workers_sessions_and_stops(
         self, instance: TestInstance, served: ServeProcess

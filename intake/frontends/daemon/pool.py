@@ -10,7 +10,8 @@ Rules:
   ``Budget`` (``remote`` is the worker's side); an eviction decided by the guard is sent
   to the worker holding the connection.
 - A worker that ends (killed, crashed) loses its connections: their slots are released
-  here, and the uploads it was receiving are settled (``_settle_orphans``): received if
+  here, so are the open files and quota leases it held (counted per worker here), and
+  the uploads it was receiving are settled (``_settle_orphans``): received if
   the file was in place, else ``upload.interrupted`` and its staging file removed. It is
   forked again at once, or after a delay that doubles (up to ``RESTART_MAX``) while
   workers keep dying young; logged as an error.
@@ -31,6 +32,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +52,7 @@ RESTART_MAX = 30.0  # seconds: the longest wait before forking a worker again
 YOUNG = 10.0  # seconds: a worker that dies younger than this delays the next restart
 READY_WAIT = 30.0  # seconds a start waits for every worker to be ready
 ORPHANED = "the worker process receiving it ended"
+BUDGET_OPS = frozenset({"open_file", "close_file", "measure", "arrive", "settle"})
 SettleOrphans = Callable[[list[Entry], str], tuple[int, int]]
 
 
@@ -64,6 +67,8 @@ class WorkerState:
     started_at: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.UTC))
     ready: threading.Event = field(default_factory=threading.Event)
     slots: dict[int, tuple[str, Slot]] = field(default_factory=dict)
+    open_files: Counter[str] = field(default_factory=Counter)  # per account, held here
+    arriving: Counter[str] = field(default_factory=Counter)  # quota bytes leased, per account
 
 
 class WorkerPool:
@@ -158,6 +163,14 @@ class WorkerPool:
         for front, slot in slots:
             self._instance.metrics.session_closed(front)
             slot.release()
+        budget = self._instance.budget
+        for account, count in state.open_files.items():
+            for _ in range(count):
+                budget.close_file(account)
+        for account, leased in state.arriving.items():
+            budget.settle(account, leased, False)
+        state.open_files.clear()
+        state.arriving.clear()
         if self._stopping.is_set():
             return
         lived = time.monotonic() - state.started
@@ -278,7 +291,6 @@ class WorkerPool:
     def _handle(self, chan: Channel, message: Message) -> Any:
         op = message.get("op")
         guard = self._instance.guard
-        budget = self._instance.budget
         state = self._state_of(chan)
         if op == "ready" and state is not None:
             state.ready.set()
@@ -307,18 +319,37 @@ class WorkerPool:
             return guard.banned(str(message["ip"]))
         elif op == "account_delay":
             return guard.account_delay(str(message["account"]))
-        elif op == "open_file":
-            return budget.open_file(str(message["account"]))
-        elif op == "close_file":
-            budget.close_file(str(message["account"]))
+        elif op in BUDGET_OPS and state is not None:
+            return self._budget(state, op, message)
+        return None
+
+    def _budget(self, state: WorkerState, op: str, message: Message) -> Any:
+        """The worker's budget question, answered and counted against it, so that what a
+        dead worker held (open files, quota leases) is given back (``_ended``)."""
+        budget = self._instance.budget
+        account = str(message["account"])
+        if op == "open_file":
+            taken = budget.open_file(account)
+            if taken:
+                state.open_files[account] += 1
+            return taken
+        if op == "close_file":
+            if state.open_files[account] > 0:
+                state.open_files[account] -= 1
+                budget.close_file(account)
         elif op == "measure":
-            budget.measure(str(message["account"]), str(message["owner"]), str(message["area"]))
+            budget.measure(account, str(message["owner"]), str(message["area"]))
         elif op == "arrive":
-            return budget.arrive(str(message["account"]), int(message["grown"]))
+            grown = int(message["grown"])
+            refusal = budget.arrive(account, grown)
+            if refusal is None:
+                state.arriving[account] += grown
+            return refusal
         elif op == "settle":
-            account = str(message["account"])
-            budget.settle(account, int(message["arrived"]), bool(message["kept"]))
-            budget.settle(account, int(message["unused"]), False)
+            arrived, unused = int(message["arrived"]), int(message["unused"])
+            budget.settle(account, arrived, bool(message["kept"]))
+            budget.settle(account, unused, False)
+            state.arriving[account] = max(0, state.arriving[account] - arrived - unused)
         return None
 
     # -- what the supervisor shows -------------------------------------------------------
