@@ -40,6 +40,7 @@ from bench.sftp_upload import upload  # noqa: E402
 from intake.core.clock import SystemClock  # noqa: E402
 from intake.services.instance import init_instance  # noqa: E402
 from tests.conftest import ServeProcess, TestInstance  # noqa: E402
+from tests.sessions import service_pids  # noqa: E402
 
 MEMBER = "mairie-bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -59,20 +60,7 @@ def _stat(pid: int) -> list[str] | None:
     return text.rsplit(")", 1)[1].split()
 
 
-def tree(pid: int) -> list[int]:
-    """``pid`` and every live process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
+tree = service_pids  # ``pid`` and every live process below it
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,6 +14,7 @@ import os
 import signal
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,24 @@ def configure(
         else:
             text = text.replace("[limits]\n", f"[limits]\n{key} = {value}\n", 1)
     instance.config_file.write_text(f"{text}\n[server]\nworkers = {WORKERS}\n{extra}")
+
+
+@contextmanager
+def two_sessions(
+    instance: TestInstance, limits: dict[str, str] | None = None, extra: str = ""
+) -> Iterator[tuple[ServeProcess, SftpClient, SftpClient]]:
+    """``serve`` with two workers (``configure``) and two SFTP sessions of ``mairie-a``,
+    one in each worker; the service is killed at the end."""
+    configure(instance, limits, extra)
+    instance.add_account("mairie-a")
+    process = ServeProcess(instance)
+    try:
+        one = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+        two = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
+        wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        yield process, one, two
+    finally:
+        process.kill()
 
 
 @pytest.fixture
@@ -127,13 +146,7 @@ class TestSharedLimits:
     def test_the_open_files_cap_holds_over_both_workers(self, instance: TestInstance) -> None:
         """``max_account_open_files = 2``: one session in each worker; two files open in
         the first leave none to the second until one closes."""
-        configure(instance, {"max_account_open_files": "2"})
-        instance.add_account("mairie-a")
-        process = ServeProcess(instance)
-        try:
-            first = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            second = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        with two_sessions(instance, {"max_account_open_files": "2"}) as (_process, first, second):
             held = [first.sftp.open(f"/held-{n}.bak", "wb") for n in range(2)]
             with pytest.raises(OSError):
                 second.sftp.open("/third.bak", "wb")
@@ -143,8 +156,6 @@ class TestSharedLimits:
             held[1].close()
             first.close()
             second.close()
-        finally:
-            process.kill()
         assert {"/held-0.bak", "/held-1.bak", "/third.bak"} == {
             str(r["path"]) for r in instance.audit("upload.complete")
         }
@@ -154,13 +165,7 @@ class TestSharedLimits:
     ) -> None:
         """``account_quota = "1 MiB"``: two uploads of 600 KiB arriving at once, one in
         each worker: the second to pass the quota is refused, the first is received."""
-        configure(instance, {"account_quota": '"1 MiB"'})
-        instance.add_account("mairie-a")
-        process = ServeProcess(instance)
-        try:
-            one = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            two = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        with two_sessions(instance, {"account_quota": '"1 MiB"'}) as (_process, one, two):
             first = one.sftp.open("/first.bak", "wb")
             second = two.sftp.open("/second.bak", "wb")
             first.write(b"1" * 600 * 1024)
@@ -171,8 +176,6 @@ class TestSharedLimits:
             first.close()
             one.close()
             two.close()
-        finally:
-            process.kill()
         assert ["/first.bak"] == [r["path"] for r in instance.audit("upload.complete")]
         denied = [r for r in instance.audit("denied") if "quota" in str(r.get("reason"))]
         assert denied and "/second.bak" == denied[0]["path"]
@@ -197,13 +200,11 @@ class TestSharedLimits:
 
     def test_metrics_sum_what_every_worker_counted(self, instance: TestInstance) -> None:
         """Two uploads served by two workers: the supervisor's /metrics says two."""
-        configure(instance, extra='[metrics]\nlisten = "127.0.0.1:0"\n')
-        instance.add_account("mairie-a")
-        process = ServeProcess(instance)
-        try:
-            one = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            two = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        with two_sessions(instance, extra='[metrics]\nlisten = "127.0.0.1:0"\n') as (
+            process,
+            one,
+            two,
+        ):
             one.upload("/one.bak", b"1" * 1000)
             two.upload("/two.bak", b"2" * 1000)
             host, port = process.addresses["metrics"]
@@ -211,8 +212,6 @@ class TestSharedLimits:
                 text = reply.read().decode()
             one.close()
             two.close()
-        finally:
-            process.kill()
         lines = text.splitlines()
         assert 'intake_uploads_total{protocol="sftp"} 2' in lines
         assert 'intake_upload_bytes_total{protocol="sftp"} 2000' in lines
@@ -277,13 +276,9 @@ class TestWorkerLife:
         """``max_account_open_files = 1`` and a quota: a worker killed while its upload
         holds the account's one open file and a quota lease; another session can open a
         file at once, and the quota counts nothing for the dead upload."""
-        configure(instance, {"max_account_open_files": "1", "account_quota": '"64 MiB"'})
-        instance.add_account("mairie-a")
-        process = ServeProcess(instance)
-        try:
-            victim_client = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            other = SftpClient(*process.addresses["sftp"], "mairie-a", PASSWORD)
-            wait_for(lambda: connections(instance) == [1, 1], timeout=20)
+        with two_sessions(
+            instance, {"max_account_open_files": "1", "account_quota": '"64 MiB"'}
+        ) as (_process, victim_client, other):
             victim = workers_of(instance)[0]
             held = victim_client.sftp.open("/held.bak", "wb")
             held.set_pipelined(True)
@@ -298,8 +293,6 @@ class TestWorkerLife:
                 handle.set_pipelined(True)
                 handle.write(b"a" * (32 << 20))  # fits only if the 60 MiB were given back
             other.close()
-        finally:
-            process.kill()
         assert ["/after.bak"] == [r["path"] for r in instance.audit("upload.complete")]
 
     def test_sigterm_ends_every_workers_sessions_and_stops(
