@@ -4,7 +4,9 @@ Loopback only, bounded. One fresh instance; each round starts ``intake serve`` (
 sweeper every second), runs for a random 2-8 s with clients uploading (members and a
 technician's outbox), downloading, and sweeps at a time FAR ahead (``bench/sweep_at.py``;
 ``intake sweep`` itself only reads the real clock) destroying and forwarding, then
-SIGKILLs the server and any sweep in flight at that random moment. The server is started
+SIGKILLs the server (the whole service, or the supervisor alone: its worker processes
+then end their sessions by themselves, perhaps while the next serve starts) and any sweep
+in flight at that random moment. The server is started
 again (its recovery runs), and once its start reconciliation is done the invariants are
 checked:
 
@@ -72,6 +74,7 @@ class Serve:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
+                start_new_session=True,  # ``kill(whole=True)`` reaches its worker processes
             )
         assert self.proc.stdout is not None
         self.sftp = ("", 0)
@@ -92,9 +95,16 @@ class Serve:
             time.sleep(0.2)
         raise SystemExit("the start reconciliation did not finish")
 
-    def kill(self) -> None:
+    def kill(self, whole: bool = True) -> None:
+        """SIGKILL to the whole service (a crash of the machine, systemd's final kill), or
+        to the supervisor alone (its worker processes then end their sessions by
+        themselves, maybe while the next serve starts)."""
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            if whole:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
 
@@ -322,7 +332,8 @@ def main() -> int:
                 work.start()
                 alive = rng.uniform(2.0, 8.0)
                 time.sleep(alive)
-                serve.kill()
+                whole = rng.random() < 0.5
+                serve.kill(whole)
                 killed_sweeps = work.kill_sweeps()
                 work.join()
                 mark = len(log.read_text())
@@ -345,7 +356,8 @@ def main() -> int:
                 totals["sweeps killed"] += killed_sweeps
                 state = "ok" if not problems else f"{len(problems)} PROBLEM(S)"
                 print(
-                    f"round {number}: serve killed after {alive:.1f} s, "
+                    f"round {number}: serve {'and its workers ' if whole else ''}killed after"
+                    f" {alive:.1f} s, "
                     f"{killed_sweeps} sweep(s) killed, {dict(work.counts)}; "
                     f"catalog {dict(states)}: {state}"
                 )
