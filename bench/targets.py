@@ -18,8 +18,10 @@ goes to ``bench/out/targets.json``. Rows (``--only`` picks some):
   wall seconds, intake (member login: a password) vs vsftpd (anonymous over TLS).
 - ``sftp1g``: one ``sftp -b`` upload of ``--size-mib`` MiB, MB/s, intake vs sshd; and from
   the same uploads ``cpu_gib``: the server's CPU seconds per GiB received.
-- ``login``: paramiko password logins (connect to an open SFTP session), one after
-  another, while 50 SFTP uploads run, against the same logins idle (intake only).
+- ``login``: paramiko password logins (connect to an open SFTP session; the client's
+  socket has ``TCP_NODELAY``, as real clients' do), one after another, while 50 SFTP
+  uploads run, against the same logins idle; sshd's own ratio (key logins during its
+  own 50 uploads) is in the note, for context.
 - ``rss``: a fresh intake serves ``--sessions`` short sessions one after another (login
   with a password, a 64-byte upload, a listing; SFTP and FTPS in turns), then the sum of
   its processes' PSS (``sidebyside.pss_mib``: worker processes share pages with the
@@ -259,6 +261,7 @@ class Bench:
         intake = self.servers["intake"]
         address = self.intake.sftp
         login(address, MEMBER, PASSWORD)  # warm-up
+        sshd_ratios: list[float] = []
         for r in range(self.args.rounds):
             os.sync()
             idle = [login(address, MEMBER, PASSWORD) for _ in range(self.args.probes)]
@@ -284,6 +287,40 @@ class Bench:
                 f"login round {r + 1}: {row.intake[-1]:.0f} ms during the uploads"
                 f" ({len(busy)} logins), {row.anchor[-1]:.0f} ms idle"
             )
+            loaded, quiet = self.sshd_login_latency(r)
+            sshd_ratios.append(loaded / quiet)
+            self.log(f"  sshd, the same: {loaded:.0f} ms during its uploads, {quiet:.0f} ms idle")
+        row.note = (
+            "paramiko clients with TCP_NODELAY (as OpenSSH's, PuTTY's and Go's); intake by"
+            " password (remembered after the first), sshd by key; sshd's own ratio under its"
+            f" 50 uploads: {spread(sshd_ratios)}"
+        )
+
+    def sshd_login_latency(self, r: int) -> tuple[float, float]:
+        """OpenSSH's login latency, idle and during its own uploads (ms): the row's context."""
+        sshd = self.servers["sshd"]
+        assert sshd.sftp is not None
+        port, user, _ = sshd.sftp
+        pkey = paramiko.Ed25519Key.from_private_key_file(str(self.key))
+        address = ("127.0.0.1", port)
+        os.sync()
+        idle = [login(address, user, pkey=pkey) for _ in range(self.args.probes)]
+        busy: list[float] = []
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(
+                at_once,
+                self.args.concurrent,
+                lambda i: self.sftp_put(sshd, self.each, f"l{r}-{i:02}.bak", i),
+            )
+            wait([running], timeout=1.0)
+            while not running.done():
+                took = login(address, user, pkey=pkey)
+                if not running.done():
+                    busy.append(took)
+            running.result()
+        if not busy:
+            return float("nan"), float("nan")
+        return statistics.median(busy) * 1000, statistics.median(idle) * 1000
 
     def audit(self, rows: dict[str, Row]) -> None:
         n = self.args.concurrent
