@@ -8,8 +8,9 @@ Rules:
   arrival order; messages from one sender are therefore handled in the order sent (an
   eviction is handled after the connection it evicts). A handler that raises is logged,
   never the reader's end.
-- ``call`` asks the other side and waits for its answer (``reply``), at most
-  ``CALL_TIMEOUT`` seconds: a side that went away answers ``ChannelClosed``, never a hang.
+- ``tell`` sends a fact and forgets a side that is gone. ``call`` asks the other side and
+  waits for its answer, at most ``CALL_TIMEOUT`` seconds: a side that went away answers
+  ``ChannelClosed``, never a hang.
 - The end of the channel (the other process died or closed it) runs ``on_close`` once,
   from the reader thread; every pending call is answered ``ChannelClosed``.
 - Descriptors received are owned by the handler (the message's ``fd``); a message that
@@ -85,6 +86,12 @@ class Channel:
         except OSError as exc:
             raise ChannelClosed(f"{self.name}: {exc.strerror or exc}") from None
 
+    def tell(self, message: Message) -> None:
+        """Send a fact the other side may no longer need: if it is gone, nothing is sent
+        (its end is handled by ``on_close``, not by the sender)."""
+        with contextlib.suppress(ChannelClosed):
+            self.send(message)
+
     def call(self, op: str, timeout: float = CALL_TIMEOUT, **fields: Any) -> Any:
         """Ask the other side; its handler's answer (``ChannelClosed`` if it went away)."""
         future: Future[Any] = Future()
@@ -148,8 +155,7 @@ class Channel:
         except Exception as exc:
             log.exception("%s: handling %s failed", self.name, message.get("op"))
             if rid is not None:
-                with contextlib.suppress(ChannelClosed):
-                    self.send({"answer_to": rid, "failed": type(exc).__name__})
+                self.tell({"answer_to": rid, "failed": type(exc).__name__})
             return
         finally:
             fd = message.get("fd")
@@ -157,8 +163,7 @@ class Channel:
                 with contextlib.suppress(OSError):
                     socket.socket(fileno=fd).close()
         if rid is not None:
-            with contextlib.suppress(ChannelClosed):
-                self.send({"answer_to": rid, "answer": answer})
+            self.tell({"answer_to": rid, "answer": answer})
 
     def _closed(self) -> None:
         with self._calls_lock:

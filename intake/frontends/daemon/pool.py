@@ -108,12 +108,12 @@ class WorkerPool:
             pid = self._spawner.spawn(index, theirs)
         finally:
             theirs.close()
-        holder: list[WorkerState] = []
+        holder: list[WorkerState] = []  # the channel's callbacks run once it is started
         chan = Channel(
             mine,
             f"worker-{index}",
-            self._handle,
-            on_close=lambda: self._ended(holder[0]) if holder else None,
+            lambda _chan, message: self._handle(holder[0], message),
+            on_close=lambda: self._ended(holder[0]),
         )
         state = WorkerState(index, pid, chan)
         holder.append(state)
@@ -134,8 +134,7 @@ class WorkerPool:
         with self._lock:
             states = list(self._workers.values())
         for state in states:
-            with contextlib.suppress(ChannelClosed):
-                state.channel.send({"op": "stop"})
+            state.channel.tell({"op": "stop"})
         deadline = time.monotonic() + timeout
         for state in states:
             state.channel.closed.wait(max(0.0, deadline - time.monotonic()))
@@ -150,8 +149,7 @@ class WorkerPool:
         with self._lock:
             states = list(self._workers.values())
         for state in states:
-            with contextlib.suppress(ChannelClosed):
-                state.channel.send({"op": "reload"})
+            state.channel.tell({"op": "reload"})
 
     def _ended(self, state: WorkerState) -> None:
         """A worker's channel ended: release its slots; fork it again unless stopping."""
@@ -271,8 +269,7 @@ class WorkerPool:
             client.close()
 
     def _evict(self, chan: Channel, slot_id: int) -> None:
-        with contextlib.suppress(ChannelClosed):
-            chan.send({"op": "evict", "id": slot_id})
+        chan.tell({"op": "evict", "id": slot_id})
 
     def _released(self, state: WorkerState, slot_id: int) -> None:
         with self._lock:
@@ -284,22 +281,18 @@ class WorkerPool:
 
     # -- the workers' messages -----------------------------------------------------------
 
-    def _state_of(self, chan: Channel) -> WorkerState | None:
-        with self._lock:
-            return next((s for s in self._workers.values() if s.channel is chan), None)
-
-    def _handle(self, chan: Channel, message: Message) -> Any:
+    def _handle(self, state: WorkerState, message: Message) -> Any:
+        """One message of ``state``'s worker; for a call, the answer."""
         op = message.get("op")
         guard = self._instance.guard
-        state = self._state_of(chan)
-        if op == "ready" and state is not None:
+        if op == "ready":
             state.ready.set()
-        elif op == "logged_in" and state is not None:
+        elif op == "logged_in":
             with self._lock:
                 held = state.slots.get(int(message["id"]))
             if held is not None:
                 held[1].logged_in()
-        elif op == "released" and state is not None:
+        elif op == "released":
             self._released(state, int(message["id"]))
         elif op == "login_failed":
             guard.login_failed(
@@ -319,7 +312,7 @@ class WorkerPool:
             return guard.banned(str(message["ip"]))
         elif op == "account_delay":
             return guard.account_delay(str(message["account"]))
-        elif op in BUDGET_OPS and state is not None:
+        elif op in BUDGET_OPS:
             return self._budget(state, op, message)
         return None
 

@@ -67,14 +67,12 @@ class RemoteGate:
     def login_failed(
         self, ip: str, protocol: str, cost: int = Cost.AUTHFAIL, account: str | None = None
     ) -> None:
-        self._tell("login_failed", ip=ip, protocol=protocol, cost=int(cost), account=account)
+        fields = {"ip": ip, "protocol": protocol, "cost": int(cost), "account": account}
+        self._channel.tell({"op": "login_failed", **fields})
 
     def ended_before_login(self, ip: str, protocol: str, reason: str, evicted: bool) -> None:
-        self._tell("ended", ip=ip, protocol=protocol, reason=reason, evicted=evicted)
-
-    def _tell(self, op: str, **fields: object) -> None:
-        with contextlib.suppress(ChannelClosed):
-            self._channel.send({"op": op, **fields})
+        fields = {"ip": ip, "protocol": protocol, "reason": reason, "evicted": evicted}
+        self._channel.tell({"op": "ended", **fields})
 
 
 class RemoteSlots:
@@ -110,8 +108,7 @@ class RemoteSlots:
         with self._lock:
             slot_id = self._ids.get(id(slot))
         if slot_id is not None:
-            with contextlib.suppress(ChannelClosed):
-                self._channel.send({"op": "logged_in", "id": slot_id})
+            self._channel.tell({"op": "logged_in", "id": slot_id})
 
     def slot_released(self, slot: Slot) -> None:
         with self._lock:
@@ -119,8 +116,7 @@ class RemoteSlots:
             if slot_id is not None:
                 self._slots.pop(slot_id, None)
         if slot_id is not None:
-            with contextlib.suppress(ChannelClosed):
-                self._channel.send({"op": "released", "id": slot_id})
+            self._channel.tell({"op": "released", "id": slot_id})
 
 
 class RemoteBudget:
@@ -142,15 +138,11 @@ class RemoteBudget:
             return False
 
     def close_file(self, account: str) -> None:
-        with contextlib.suppress(ChannelClosed):
-            self._channel.send({"op": "close_file", "account": account})
+        self._channel.tell({"op": "close_file", "account": account})
 
     def measure(self, account: str, owner: str, area: str) -> None:
         if self.limits.account_quota:
-            with contextlib.suppress(ChannelClosed):
-                self._channel.send(
-                    {"op": "measure", "account": account, "owner": owner, "area": area}
-                )
+            self._channel.tell({"op": "measure", "account": account, "owner": owner, "area": area})
 
     def arrive(self, account: str, grown: int) -> str | None:
         if not self.limits.account_quota or grown <= 0:
@@ -176,16 +168,15 @@ class RemoteBudget:
             return
         with self._lock:
             unused = self._lease.pop(account, 0)
-        with contextlib.suppress(ChannelClosed):
-            self._channel.send(
-                {
-                    "op": "settle",
-                    "account": account,
-                    "arrived": arrived,
-                    "kept": kept,
-                    "unused": unused,
-                }
-            )
+        self._channel.tell(
+            {
+                "op": "settle",
+                "account": account,
+                "arrived": arrived,
+                "kept": kept,
+                "unused": unused,
+            }
+        )
 
     def below_reserve(self, grown: int, now: bool = False) -> DiskSpace | None:
         return self._local.below_reserve(grown, now)
